@@ -1,1 +1,117 @@
+//! The regelkreis HTTP API. It composes the domain crates behind one axum router:
+//! authentication by API key with scopes, request ids, Prometheus metrics, body and header
+//! limits, timeouts, JSON errors for every failure, and graceful shutdown.
+//!
+//! **Boundary:** only this crate knows JSON wire types and HTTP.
+//! **Invariant:** every `/api` and `/v1` route is listed in [`routes::catalogue`] with the
+//! scope it needs; the router is built from that list, so no route can skip its check.
 
+mod auth;
+mod error;
+mod extract;
+mod layers;
+pub mod metrics;
+pub mod routes;
+mod sink;
+
+pub use auth::Principal;
+pub use error::ApiError;
+pub use routes::{catalogue, RouteSpec};
+
+use axum::Router;
+use regelkreis_store::{Store, StoreError};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Limits and behaviour of the HTTP server.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    /// Largest total size of request headers accepted, in bytes.
+    pub max_header_bytes: usize,
+    /// Time after which a request is answered with 408.
+    pub request_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            body_limit_bytes: 2 * 1024 * 1024,
+            max_header_bytes: 16 * 1024,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Server limits.
+    pub config: Arc<ServerConfig>,
+    /// Prometheus metrics.
+    pub metrics: Arc<metrics::Metrics>,
+    sink: sink::EventSink,
+}
+
+impl AppState {
+    /// State over a store. Spawns the background writer of request events, so it must be
+    /// called inside a Tokio runtime.
+    pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> Result<Self, prometheus::Error> {
+        let metrics = Arc::new(metrics::Metrics::new()?);
+        let sink = sink::EventSink::spawn(store.clone(), metrics.clone());
+        Ok(AppState {
+            store,
+            config: Arc::new(config),
+            metrics,
+            sink,
+        })
+    }
+
+    /// Runs a blocking store call on a blocking thread.
+    pub async fn blocking<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || f(store.as_ref()))
+            .await
+            .map_err(|e| ApiError::Internal(format!("store task failed: {e}")))?
+            .map_err(ApiError::from)
+    }
+
+    /// Waits until every queued request event is written. Call after the server stopped.
+    pub async fn flush(self) {
+        self.sink.close().await;
+    }
+}
+
+/// The full router: system routes, every catalogued API route, and the layers.
+pub fn router(state: AppState) -> Router {
+    layers::wrap(routes::build(state.clone()), state)
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish and flushes the
+/// event writer. Sockets get `TCP_NODELAY`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let app = router(state.clone());
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!("could not set TCP_NODELAY: {e}");
+        }
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    state.flush().await;
+    Ok(())
+}

@@ -45,6 +45,14 @@ pub enum StoreSpec {
 }
 
 impl StoreSpec {
+    /// `"sqlite"` or `"postgres"`.
+    pub fn engine_name(&self) -> &'static str {
+        match self {
+            StoreSpec::Sqlite => "sqlite",
+            StoreSpec::Postgres(_) => "postgres",
+        }
+    }
+
     /// Parses `"sqlite"` or a `postgres://` / `postgresql://` URL.
     pub fn parse(value: &str) -> Result<Self, StoreError> {
         if value == "sqlite" {

@@ -1,0 +1,8 @@
+//! The regelkreis command line: configuration loading and one function per mode. `main.rs`
+//! only parses arguments and dispatches here.
+
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod logging;

@@ -1,0 +1,111 @@
+//! Every route of the API. [`catalogue`] lists each `/api` and `/v1` route with the scope
+//! it needs; [`build`] makes the router from the same list and puts the scope check in
+//! front of each, so a route cannot exist without its check.
+
+mod audit;
+mod events;
+mod keys;
+mod system;
+
+use crate::{auth, layers, AppState};
+use axum::http::Method;
+use axum::middleware;
+use axum::routing::MethodRouter;
+use axum::Router;
+use regelkreis_core::Scope;
+
+/// One authenticated route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// HTTP method.
+    pub method: Method,
+    /// Path template, axum syntax (`/api/keys/{id}`).
+    pub path: &'static str,
+    /// Scope a key needs; `None` means any valid key.
+    pub scope: Option<Scope>,
+}
+
+struct ApiRoute {
+    spec: RouteSpec,
+    handler: MethodRouter<AppState>,
+}
+
+fn route(
+    method: Method,
+    path: &'static str,
+    scope: Option<Scope>,
+    handler: MethodRouter<AppState>,
+) -> ApiRoute {
+    ApiRoute {
+        spec: RouteSpec {
+            method,
+            path,
+            scope,
+        },
+        handler,
+    }
+}
+
+fn api() -> Vec<ApiRoute> {
+    use axum::routing::{delete, get, post};
+    vec![
+        route(Method::GET, "/api/tenant", None, get(keys::whoami)),
+        route(
+            Method::GET,
+            "/api/events",
+            Some(Scope::Admin),
+            get(events::list),
+        ),
+        route(
+            Method::POST,
+            "/api/events",
+            Some(Scope::EventsWrite),
+            post(events::append),
+        ),
+        route(
+            Method::GET,
+            "/api/keys",
+            Some(Scope::Admin),
+            get(keys::list),
+        ),
+        route(
+            Method::POST,
+            "/api/keys",
+            Some(Scope::Admin),
+            post(keys::create),
+        ),
+        route(
+            Method::DELETE,
+            "/api/keys/{id}",
+            Some(Scope::Admin),
+            delete(keys::revoke),
+        ),
+        route(
+            Method::GET,
+            "/api/audit",
+            Some(Scope::Admin),
+            get(audit::list),
+        ),
+        route(
+            Method::GET,
+            "/api/audit/verify",
+            Some(Scope::Admin),
+            get(audit::verify),
+        ),
+    ]
+}
+
+/// Every authenticated route with the scope it needs.
+pub fn catalogue() -> Vec<RouteSpec> {
+    api().into_iter().map(|r| r.spec).collect()
+}
+
+/// The router of every route, without the outer layers.
+pub(crate) fn build(state: AppState) -> Router {
+    let mut router = system::routes();
+    for r in api() {
+        let check = middleware::from_fn_with_state((state.clone(), r.spec.scope), auth::require);
+        router = router.route(r.spec.path, r.handler.route_layer(check));
+    }
+    router.fallback(layers::fallback).with_state(state)
+}

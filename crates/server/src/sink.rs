@@ -1,0 +1,75 @@
+//! The background writer of request events. Handlers never wait for the request log: each
+//! answered request is queued and written in batches, one transaction per batch. When the
+//! queue is full the event is dropped and counted, so a slow disk cannot stall the API.
+//! Events a client asks to append go through the store directly and are acknowledged only
+//! once committed; this sink is only for the server's own request log.
+
+use crate::metrics::Metrics;
+use regelkreis_core::NewEvent;
+use regelkreis_store::Store;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+const QUEUE: usize = 16_384;
+const BATCH: usize = 1_024;
+
+#[derive(Clone)]
+pub(crate) struct EventSink {
+    tx: Arc<Mutex<Option<mpsc::Sender<NewEvent>>>>,
+    task: Arc<Mutex<Option<JoinHandle<()>>>>,
+    metrics: Arc<Metrics>,
+}
+
+impl EventSink {
+    pub(crate) fn spawn(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Self {
+        let (tx, mut rx) = mpsc::channel::<NewEvent>(QUEUE);
+        let m = metrics.clone();
+        let task = tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(BATCH);
+            while rx.recv_many(&mut batch, BATCH).await > 0 {
+                let events = std::mem::take(&mut batch);
+                let store = store.clone();
+                let n = events.len() as u64;
+                let written =
+                    tokio::task::spawn_blocking(move || store.append_events(&events)).await;
+                match written {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        m.events_failed.inc_by(n);
+                        tracing::error!("request events not written: {e}");
+                    }
+                    Err(e) => {
+                        m.events_failed.inc_by(n);
+                        tracing::error!("request event writer failed: {e}");
+                    }
+                }
+            }
+        });
+        EventSink {
+            tx: Arc::new(Mutex::new(Some(tx))),
+            task: Arc::new(Mutex::new(Some(task))),
+            metrics,
+        }
+    }
+
+    /// Queues an event without waiting.
+    pub(crate) fn push(&self, event: NewEvent) {
+        let guard = self.tx.lock().unwrap_or_else(|p| p.into_inner());
+        let sent = guard.as_ref().map(|tx| tx.try_send(event));
+        if !matches!(sent, Some(Ok(()))) {
+            self.metrics.events_dropped.inc();
+        }
+    }
+
+    /// Stops accepting events and waits until the queued ones are written.
+    pub(crate) async fn close(&self) {
+        drop(self.tx.lock().unwrap_or_else(|p| p.into_inner()).take());
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(task) = task {
+            if let Err(e) = task.await {
+                tracing::error!("request event writer ended badly: {e}");
+            }
+        }
+    }
+}
