@@ -56,8 +56,8 @@ impl EventSink {
     /// Queues an event without waiting.
     pub(crate) fn push(&self, event: NewEvent) {
         let guard = self.tx.lock().unwrap_or_else(|p| p.into_inner());
-        let sent = guard.as_ref().map(|tx| tx.try_send(event));
-        if !matches!(sent, Some(Ok(()))) {
+        let sent = guard.as_ref().is_some_and(|tx| tx.try_send(event).is_ok());
+        if !sent {
             self.metrics.events_dropped.inc();
         }
     }

@@ -1,0 +1,477 @@
+//! The command line as a user runs it: configuration, keys against a live server, audit
+//! tampering, graceful shutdown and a SIGKILL in the middle of writes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_regelkreis")
+}
+
+/// Runs the CLI with a data dir and a clean `REGELKREIS_*` environment; prints everything
+/// when asked to succeed and it does not.
+fn cli(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(bin());
+    cmd.args(args).arg("--data").arg(data);
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("REGELKREIS_")) {
+        cmd.env_remove(k);
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().unwrap()
+}
+
+fn ok(data: &Path, args: &[&str]) -> String {
+    let out = cli(data, args, &[]);
+    assert!(
+        out.status.success(),
+        "regelkreis {args:?} in {}\nstdout: {}\nstderr: {}",
+        data.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    /// Starts `serve` on a free port with JSON logs, and waits until it listens.
+    fn start(data: &Path) -> Server {
+        let mut cmd = Command::new(bin());
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("REGELKREIS_")) {
+            cmd.env_remove(k);
+        }
+        let mut child = cmd
+            .args(["serve", "--addr", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .env("REGELKREIS_LOG__FORMAT", "json")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if !sent {
+                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                        if let Some(addr) = v["fields"]["addr"].as_str() {
+                            tx.send(addr.to_owned()).unwrap();
+                            sent = true;
+                        }
+                    }
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server did not log its address within 30 s");
+        Server { child, addr }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Sends a signal by name (`TERM`) with kill(1), keeping the tests free of `unsafe`.
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn key(data: &Path, tenant: &str, scopes: &[&str]) -> String {
+    let mut args = vec!["keys", "create", "--tenant", tenant, "--scope"];
+    args.extend_from_slice(scopes);
+    let out = ok(data, &args);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "the key is alone on stdout: {out:?}");
+    assert!(lines[0].starts_with("rk_"));
+    lines[0].to_owned()
+}
+
+mod config {
+    use super::*;
+    use proptest::prelude::*;
+    use regelkreis::config::{Config, Overrides};
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn file_then_environment_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "data = \"/from/file\"\n[server]\naddr = \"127.0.0.1:7000\"\nbody_limit_bytes = 1000\n",
+        )
+        .unwrap();
+        let c = Config::load_from(Some(&file), &env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(c.data, PathBuf::from("/from/file"));
+        assert_eq!(c.server.addr.port(), 7000);
+        assert_eq!(c.server.body_limit_bytes, 1000);
+        let e = env(&[
+            ("REGELKREIS_DATA", "/from/env"),
+            ("REGELKREIS_SERVER__ADDR", "127.0.0.1:7001"),
+            ("REGELKREIS_TEST_POSTGRES", "ignored"),
+            ("OTHER", "x"),
+        ]);
+        let c = Config::load_from(Some(&file), &e, &Overrides::default()).unwrap();
+        assert_eq!(c.data, PathBuf::from("/from/env"));
+        assert_eq!(c.server.addr.port(), 7001);
+        assert_eq!(c.server.body_limit_bytes, 1000);
+        let flags = Overrides {
+            data: Some("/from/flag".into()),
+            addr: Some("127.0.0.1:7002".parse().unwrap()),
+        };
+        let c = Config::load_from(Some(&file), &e, &flags).unwrap();
+        assert_eq!(c.data, PathBuf::from("/from/flag"));
+        assert_eq!(c.server.addr.port(), 7002);
+    }
+
+    fn err(file_text: Option<&str>, e: &[(&str, &str)]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        if let Some(t) = file_text {
+            std::fs::write(&file, t).unwrap();
+        }
+        let r = Config::load_from(
+            file_text.map(|_| file.as_path()),
+            &env(e),
+            &Overrides::default(),
+        );
+        format!("{:#}", r.unwrap_err())
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        assert!(err(Some("colour = \"red\"\n"), &[]).contains("colour"));
+        assert!(err(Some("[server]\nport = 1\n"), &[]).contains("port"));
+        assert!(err(Some("[server]\naddr = \"localhost\"\n"), &[]).contains("addr"));
+        assert!(err(Some("[server]\nbody_limit_bytes = -5\n"), &[]).contains("body_limit_bytes"));
+        assert!(err(Some("store = \"mysql://x\"\n"), &[]).contains("store"));
+        assert!(err(Some("[log]\nformat = \"xml\"\n"), &[]).contains("format"));
+        assert!(err(Some("not toml at all ==="), &[]).contains("invalid configuration"));
+        assert!(err(None, &[("REGELKREIS_COLOUR", "red")]).contains("colour"));
+        assert!(err(None, &[("REGELKREIS_SERVER__ADDR", "nowhere")]).contains("addr"));
+        assert!(err(None, &[("REGELKREIS_SERVER__REQUEST_TIMEOUT_MS", "0")])
+            .contains("request_timeout_ms"));
+    }
+
+    #[test]
+    fn config_show_prints_the_effective_configuration_and_masks_passwords() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = cli(
+            dir.path(),
+            &["config", "show"],
+            &[
+                ("REGELKREIS_STORE", "postgres://u:hunter2@db:5432/x"),
+                ("REGELKREIS_SERVER__ADDR", "127.0.0.1:9999"),
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("addr = \"127.0.0.1:9999\""), "{text}");
+        assert!(text.contains("postgres://u:***@db:5432/x"), "{text}");
+        assert!(!text.contains("hunter2"));
+        let bad = cli(
+            dir.path(),
+            &["config", "show"],
+            &[("REGELKREIS_BOGUS", "1")],
+        );
+        assert!(!bad.status.success());
+        assert!(String::from_utf8_lossy(&bad.stderr).contains("bogus"));
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_arbitrary_toml_never_panics(text in "(([a-z_]{1,10}|\\[[a-z_.]{1,10}\\]) ?= ?(\"[^\"\\\\]{0,10}\"|-?[0-9]{1,20}|true|\\[\\]|\\{\\})?\n){0,6}") {
+            let _ = Config::from_toml(&text);
+        }
+
+        #[test]
+        fn valid_configs_round_trip_through_toml(
+            port in 1u16..,
+            body in 1usize..1_000_000_000,
+            headers in 1024usize..1_000_000,
+            timeout in 1u64..1_000_000,
+            json in any::<bool>(),
+            data in "[a-z/]{1,20}",
+        ) {
+            let text = format!(
+                "data = \"{data}\"\nstore = \"sqlite\"\n[server]\naddr = \"127.0.0.1:{port}\"\nbody_limit_bytes = {body}\nmax_header_bytes = {headers}\nrequest_timeout_ms = {timeout}\n[log]\nformat = \"{}\"\n",
+                if json { "json" } else { "text" }
+            );
+            let c = Config::from_toml(&text).unwrap();
+            prop_assert_eq!(c.server.addr.port(), port);
+            let again = Config::from_toml(&c.to_toml().unwrap()).unwrap();
+            prop_assert_eq!(again, c);
+        }
+    }
+}
+
+mod keys_and_audit {
+    use super::*;
+
+    #[tokio::test]
+    async fn keys_made_or_revoked_by_the_cli_take_effect_in_a_running_server_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        key(&data, "acme", &["admin"]);
+        let server = Server::start(&data);
+        let http = reqwest::Client::new();
+        let k = key(&data, "acme", &["kb:read", "chat"]);
+        let r = http
+            .get(server.url("/api/tenant"))
+            .bearer_auth(&k)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let body: serde_json::Value = r.json().await.unwrap();
+        let id = body["key_id"].as_str().unwrap().to_owned();
+        assert_eq!(body["scopes"], serde_json::json!(["kb:read", "chat"]));
+        let listed = ok(&data, &["keys", "list"]);
+        assert!(
+            listed.contains(&id) && listed.contains("active"),
+            "{listed}"
+        );
+        ok(&data, &["keys", "revoke", &id]);
+        let r = http
+            .get(server.url("/api/tenant"))
+            .bearer_auth(&k)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        assert!(ok(&data, &["keys", "list"]).contains("revoked"));
+        let again = cli(&data, &["keys", "revoke", &id], &[]);
+        assert!(!again.status.success());
+        let bad = cli(
+            &data,
+            &["keys", "create", "--tenant", "acme", "--scope", "root"],
+            &[],
+        );
+        assert!(!bad.status.success());
+        assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown scope"));
+        assert!(bad.stdout.is_empty());
+    }
+
+    #[test]
+    fn audit_verify_fails_naming_the_first_record_changed_in_the_sqlite_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        for _ in 0..4 {
+            key(&data, "acme", &["chat"]);
+        }
+        let out = ok(&data, &["audit", "verify"]);
+        assert!(out.contains("intact: 4 records"), "{out}");
+        let db = rusqlite::Connection::open(data.join("regelkreis.sqlite")).unwrap();
+        db.execute(
+            "UPDATE audit_records SET actor = 'mallory' WHERE seq = 3",
+            [],
+        )
+        .unwrap();
+        drop(db);
+        let out = cli(&data, &["audit", "verify"], &[]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("seq 3") && err.contains("changed"), "{err}");
+        let db = rusqlite::Connection::open(data.join("regelkreis.sqlite")).unwrap();
+        db.execute("UPDATE audit_records SET actor = 'cli' WHERE seq = 3", [])
+            .unwrap();
+        db.execute("DELETE FROM audit_records WHERE seq = 2", [])
+            .unwrap();
+        drop(db);
+        let out = cli(&data, &["audit", "verify"], &[]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("seq 2") && err.contains("removed"), "{err}");
+    }
+}
+
+mod durability {
+    use super::*;
+    use regelkreis_core::{EventKind, EventQuery};
+    use regelkreis_store::{SqliteStore, Store};
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    /// Clients append events (and create keys, which writes audit records) until the
+    /// server stops answering; returns every acknowledged event id with its value.
+    async fn hammer(
+        server_url: String,
+        key: String,
+        stop: Arc<std::sync::atomic::AtomicBool>,
+    ) -> HashMap<i64, f64> {
+        let acked = Arc::new(Mutex::new(HashMap::new()));
+        let mut tasks = Vec::new();
+        for client in 0..6 {
+            let (url, key, acked, stop) =
+                (server_url.clone(), key.clone(), acked.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+                let mut i = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    i += 1;
+                    let value = (client * 1_000_000 + i) as f64;
+                    let sent = http
+                        .post(format!("{url}/api/events"))
+                        .bearer_auth(&key)
+                        .json(&serde_json::json!({"type": "outcome", "data": {"name": "crash-test", "value": value}}))
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(r) if r.status() == 201 => {
+                            if let Ok(body) = r.json::<serde_json::Value>().await {
+                                let id = body["ids"][0].as_i64().unwrap();
+                                acked.lock().unwrap().insert(id, value);
+                            }
+                        }
+                        Ok(r) => assert!(r.status().is_server_error() || r.status() == 408, "unexpected {}", r.status()),
+                        Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                    }
+                    if i % 10 == 0 {
+                        let _ = http
+                            .post(format!("{url}/api/keys"))
+                            .bearer_auth(&key)
+                            .json(&serde_json::json!({"name": "churn", "scopes": ["chat"]}))
+                            .send()
+                            .await;
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        Arc::try_unwrap(acked).unwrap().into_inner().unwrap()
+    }
+
+    fn stored_outcomes(data: &Path) -> HashMap<i64, f64> {
+        let store = SqliteStore::open(&data.join("regelkreis.sqlite")).unwrap();
+        let t = store.tenant_by_name("acme").unwrap().unwrap();
+        let mut q = EventQuery::for_tenant(t.id, 100_000);
+        q.type_name = Some("outcome".into());
+        store
+            .events(&q)
+            .unwrap()
+            .into_iter()
+            .map(|e| match e.kind {
+                EventKind::Outcome { value, .. } => (e.id.0, value),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sigkill_during_writes_loses_no_acknowledged_event_and_keeps_the_audit_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let k = key(&data, "acme", &["admin"]);
+        let mut server = Server::start(&data);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let run = tokio::spawn(hammer(server.url(""), k, stop.clone()));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        server.child.kill().unwrap(); // SIGKILL
+        server.child.wait().unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let acked = run.await.unwrap();
+        assert!(
+            acked.len() > 20,
+            "the clients got only {} events in",
+            acked.len()
+        );
+        let stored = stored_outcomes(&data);
+        for (id, value) in &acked {
+            assert_eq!(
+                stored.get(id),
+                Some(value),
+                "acknowledged event {id} lost after SIGKILL"
+            );
+        }
+        let out = ok(&data, &["audit", "verify"]);
+        assert!(out.contains("intact"), "{out}");
+        // and the server starts again on the same data
+        let again = Server::start(&data);
+        let r = reqwest::get(again.url("/readyz")).await.unwrap();
+        assert_eq!(r.status(), 200);
+        eprintln!(
+            "crash test: {} acknowledged events, all present",
+            acked.len()
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sigterm_finishes_in_flight_requests_and_flushes_the_request_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let k = key(&data, "acme", &["admin"]);
+        let mut server = Server::start(&data);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let run = tokio::spawn(hammer(server.url(""), k, stop.clone()));
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        server.signal("TERM");
+        let started = Instant::now();
+        let status = loop {
+            if let Some(s) = server.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "server did not stop on SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(status.success(), "graceful shutdown exits 0, got {status}");
+        let acked = run.await.unwrap();
+        let stored = stored_outcomes(&data);
+        for (id, value) in &acked {
+            assert_eq!(
+                stored.get(id),
+                Some(value),
+                "acknowledged event {id} lost on SIGTERM"
+            );
+        }
+        let store = SqliteStore::open(&data.join("regelkreis.sqlite")).unwrap();
+        let t = store.tenant_by_name("acme").unwrap().unwrap();
+        let mut q = EventQuery::for_tenant(t.id, 100_000);
+        q.type_name = Some("request".into());
+        let requests = store.events(&q).unwrap().len();
+        assert!(
+            requests >= acked.len(),
+            "request log flushed: {requests} request events for {} appends",
+            acked.len()
+        );
+    }
+}

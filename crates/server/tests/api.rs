@@ -1,0 +1,597 @@
+//! The HTTP surface: errors for bad input, scopes, tenant isolation over every catalogued
+//! route, metrics, and shutdown, against a real SQLite store.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use regelkreis_core::{EventKind, NewEvent, Scope, Scopes, Tags, Timestamp};
+use regelkreis_server::{catalogue, router, AppState, ServerConfig};
+use regelkreis_store::{keys, AuditEntry, SqliteStore, Store};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+    app: Router,
+}
+
+impl Harness {
+    async fn new() -> Self {
+        Self::with_config(ServerConfig {
+            body_limit_bytes: 64 * 1024,
+            ..ServerConfig::default()
+        })
+        .await
+    }
+
+    async fn with_config(config: ServerConfig) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("t.sqlite")).unwrap());
+        let app = router(AppState::new(store.clone(), config).unwrap());
+        Harness {
+            _dir: dir,
+            store,
+            app,
+        }
+    }
+
+    fn key(&self, tenant: &str, scopes: &[Scope]) -> String {
+        let t = self.store.ensure_tenant(tenant).unwrap();
+        let k = keys::issue(
+            &t.id,
+            "test",
+            Scopes::new(scopes.iter().copied()),
+            Timestamp::now(),
+        )
+        .unwrap();
+        self.store.insert_key(&k.record).unwrap();
+        k.secret
+    }
+
+    async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let ct = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        assert!(
+            resp.headers().contains_key("x-request-id"),
+            "every answer carries a request id"
+        );
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let body = if ct.starts_with("application/json") {
+            serde_json::from_slice(&bytes).unwrap()
+        } else {
+            Value::String(String::from_utf8_lossy(&bytes).into_owned())
+        };
+        (status, body)
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut b = Request::builder().method(method).uri(path);
+        if let Some(k) = key {
+            b = b.header("authorization", format!("Bearer {k}"));
+        }
+        let req = match body {
+            Some(v) => b
+                .header("content-type", "application/json")
+                .body(Body::from(v.to_string()))
+                .unwrap(),
+            None => b.body(Body::empty()).unwrap(),
+        };
+        self.send(req).await
+    }
+}
+
+/// A JSON error body with a code, and the status it came with.
+fn assert_json_error(status: StatusCode, body: &Value, expected: StatusCode, code: &str) {
+    assert_eq!(status, expected, "body: {body}");
+    assert_eq!(body["error"]["code"], code, "body: {body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
+}
+
+mod bad_input {
+    use super::*;
+
+    fn raw(method: Method, path: &str, key: &str, ct: &str, body: Vec<u8>) -> Request<Body> {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {key}"))
+            .header("content-type", ct)
+            .body(Body::from(body))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn every_bad_request_gets_a_json_4xx() {
+        let h = Harness::new().await;
+        let key = h.key("acme", &[Scope::Admin]);
+
+        let (s, b) = h
+            .send(raw(
+                Method::POST,
+                "/api/events",
+                &key,
+                "application/json",
+                b"{\"type\": ".to_vec(),
+            ))
+            .await;
+        assert_json_error(s, &b, StatusCode::BAD_REQUEST, "bad_request");
+
+        let (s, b) = h
+            .send(raw(
+                Method::POST,
+                "/api/events",
+                &key,
+                "text/plain",
+                b"{}".to_vec(),
+            ))
+            .await;
+        assert_json_error(
+            s,
+            &b,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        );
+
+        let big = format!(
+            "{{\"type\":\"custom\",\"data\":{{\"name\":\"x\",\"data\":\"{}\"}}}}",
+            "a".repeat(70 * 1024)
+        );
+        let (s, b) = h
+            .send(raw(
+                Method::POST,
+                "/api/events",
+                &key,
+                "application/json",
+                big.into_bytes(),
+            ))
+            .await;
+        assert_json_error(s, &b, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+
+        let mut bad_utf8 = b"{\"type\":\"custom\",\"data\":{\"name\":\"".to_vec();
+        bad_utf8.extend_from_slice(&[0xff, 0xfe, 0xc3]);
+        bad_utf8.extend_from_slice(b"\"}}");
+        let (s, b) = h
+            .send(raw(
+                Method::POST,
+                "/api/events",
+                &key,
+                "application/json",
+                bad_utf8,
+            ))
+            .await;
+        assert_json_error(s, &b, StatusCode::BAD_REQUEST, "bad_request");
+
+        let (s, b) = h
+            .call(Method::GET, "/api/keys/%FF%FE", Some(&key), None)
+            .await;
+        assert!(s.is_client_error(), "{s}");
+        assert!(b["error"]["code"].is_string());
+
+        let (s, b) = h.call(Method::GET, "/no/such/route", None, None).await;
+        assert_json_error(s, &b, StatusCode::NOT_FOUND, "not_found");
+
+        let (s, b) = h.call(Method::PATCH, "/api/events", Some(&key), None).await;
+        assert_json_error(s, &b, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+
+        let (s, b) = h
+            .send(
+                Request::builder()
+                    .uri("/api/tenant")
+                    .header("authorization", format!("Bearer {key}"))
+                    .header("x-padding", "p".repeat(40 * 1024))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_json_error(
+            s,
+            &b,
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+        );
+
+        let (s, b) = h
+            .call(Method::POST, "/api/events", Some(&key), Some(json!(42)))
+            .await;
+        assert_json_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
+        let (s, b) = h
+            .call(Method::POST, "/api/events", Some(&key), Some(json!([])))
+            .await;
+        assert_json_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
+        let (s, b) = h
+            .call(
+                Method::POST,
+                "/api/events",
+                Some(&key),
+                Some(json!({"type": "outcome", "data": {"name": "x", "value": "NaN"}})),
+            )
+            .await;
+        assert_json_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
+        let (s, b) = h
+            .call(
+                Method::POST,
+                "/api/events",
+                Some(&key),
+                Some(json!({"type": "outcome", "data": {"name": "x", "value": 1}, "bogus": 1})),
+            )
+            .await;
+        assert_json_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
+        let (s, b) = h
+            .call(Method::GET, "/api/events?since=yesterday", Some(&key), None)
+            .await;
+        assert_json_error(s, &b, StatusCode::BAD_REQUEST, "bad_request");
+        let (s, b) = h
+            .call(Method::GET, "/api/events?type=nope", Some(&key), None)
+            .await;
+        assert_json_error(s, &b, StatusCode::BAD_REQUEST, "bad_request");
+        let (s, b) = h
+            .call(Method::GET, "/api/events?limit=-4", Some(&key), None)
+            .await;
+        assert_json_error(s, &b, StatusCode::BAD_REQUEST, "bad_request");
+        let (s, b) = h
+            .call(
+                Method::POST,
+                "/api/keys",
+                Some(&key),
+                Some(json!({"name": "x", "scopes": ["root"]})),
+            )
+            .await;
+        assert_json_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
+        let (s, b) = h
+            .call(Method::DELETE, "/api/keys/not-a-key", Some(&key), None)
+            .await;
+        assert_json_error(s, &b, StatusCode::NOT_FOUND, "not_found");
+    }
+
+    #[tokio::test]
+    async fn missing_unknown_and_revoked_keys_get_401_and_wrong_scope_403() {
+        let h = Harness::new().await;
+        let reader = h.key("acme", &[Scope::KbRead]);
+        let (s, b) = h.call(Method::GET, "/api/events", None, None).await;
+        assert_json_error(s, &b, StatusCode::UNAUTHORIZED, "invalid_api_key");
+        let (s, b) = h
+            .call(
+                Method::GET,
+                "/api/events",
+                Some("rk_0000000000000000_00"),
+                None,
+            )
+            .await;
+        assert_json_error(s, &b, StatusCode::UNAUTHORIZED, "invalid_api_key");
+        let forged = format!(
+            "{}{}",
+            &reader[..reader.len() - 1],
+            if reader.ends_with('a') { 'b' } else { 'a' }
+        );
+        let (s, b) = h
+            .call(Method::GET, "/api/events", Some(&forged), None)
+            .await;
+        assert_json_error(s, &b, StatusCode::UNAUTHORIZED, "invalid_api_key");
+        let (s, b) = h
+            .call(Method::GET, "/api/events", Some(&reader), None)
+            .await;
+        assert_json_error(s, &b, StatusCode::FORBIDDEN, "insufficient_scope");
+        assert!(b["error"]["message"].as_str().unwrap().contains("'admin'"));
+        let id = regelkreis_store::keys::key_id_of(&reader).unwrap();
+        h.store.revoke_key(&id, None, Timestamp::now()).unwrap();
+        let (s, b) = h
+            .call(Method::GET, "/api/tenant", Some(&reader), None)
+            .await;
+        assert_json_error(s, &b, StatusCode::UNAUTHORIZED, "invalid_api_key");
+        assert!(b["error"]["message"].as_str().unwrap().contains("revoked"));
+    }
+
+    #[tokio::test]
+    async fn every_catalogued_route_checks_key_and_scope() {
+        let h = Harness::new().await;
+        let nothing_useful = h.key("acme", &[Scope::KbRead]);
+        for r in catalogue() {
+            let path = r.path.replace("{id}", "key_0000000000000000");
+            let body = (r.method == Method::POST).then(|| json!({}));
+            let (s, b) = h.call(r.method.clone(), &path, None, body.clone()).await;
+            assert_json_error(s, &b, StatusCode::UNAUTHORIZED, "invalid_api_key");
+            if let Some(scope) = r.scope.filter(|s| *s != Scope::KbRead) {
+                let (s, b) = h
+                    .call(r.method.clone(), &path, Some(&nothing_useful), body)
+                    .await;
+                assert_json_error(s, &b, StatusCode::FORBIDDEN, "insufficient_scope");
+                assert!(b["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains(scope.as_str()));
+            }
+        }
+    }
+}
+
+mod isolation {
+    use super::*;
+
+    /// Tenant A's admin key tries every route against tenant B's data. A new route must
+    /// get a case here, or this test fails.
+    #[tokio::test]
+    async fn a_key_of_one_tenant_never_reads_or_changes_another_tenants_data() {
+        let h = Harness::new().await;
+        let a = h.key("acme", &[Scope::Admin]);
+        let b = h.key("globex", &[Scope::Admin]);
+        let b_tenant = h.store.tenant_by_name("globex").unwrap().unwrap();
+        let b_ids = h
+            .store
+            .append_events(&[NewEvent {
+                tenant: b_tenant.id.clone(),
+                at: Timestamp::now(),
+                tags: Tags::default(),
+                kind: EventKind::Outcome {
+                    name: "secret-revenue".into(),
+                    value: 1e6,
+                    unit: None,
+                },
+            }])
+            .unwrap();
+        h.store
+            .append_audit(&AuditEntry {
+                tenant: b_tenant.id.clone(),
+                at: Timestamp::now(),
+                actor: "test".into(),
+                action: "globex.secret".into(),
+                subject: "globex-subject".into(),
+                details: "{}".into(),
+            })
+            .unwrap();
+        let b_key_id = keys::key_id_of(&b).unwrap();
+
+        for r in catalogue() {
+            match (r.method.clone(), r.path) {
+                (Method::GET, "/api/tenant") => {
+                    let (s, body) = h.call(Method::GET, r.path, Some(&a), None).await;
+                    assert_eq!(s, StatusCode::OK);
+                    assert_eq!(body["tenant"]["name"], "acme");
+                }
+                (Method::GET, "/api/events") => {
+                    for q in ["", "?type=outcome", "?after=0&limit=1000"] {
+                        let (s, body) = h
+                            .call(Method::GET, &format!("/api/events{q}"), Some(&a), None)
+                            .await;
+                        assert_eq!(s, StatusCode::OK);
+                        let text = body.to_string();
+                        assert!(!text.contains("secret-revenue"), "{text}");
+                        assert!(body["events"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .all(|e| e["id"] != b_ids[0].0));
+                    }
+                }
+                (Method::POST, "/api/events") => {
+                    let (s, body) = h
+                        .call(
+                            Method::POST,
+                            r.path,
+                            Some(&a),
+                            Some(
+                                json!({"type": "outcome", "data": {"name": "a-only", "value": 1}}),
+                            ),
+                        )
+                        .await;
+                    assert_eq!(s, StatusCode::CREATED, "{body}");
+                    let b_events = h
+                        .store
+                        .events(&regelkreis_core::EventQuery::for_tenant(
+                            b_tenant.id.clone(),
+                            1000,
+                        ))
+                        .unwrap();
+                    assert!(b_events.iter().all(
+                        |e| !matches!(&e.kind, EventKind::Outcome { name, .. } if name == "a-only")
+                    ));
+                }
+                (Method::GET, "/api/keys") => {
+                    let (s, body) = h.call(Method::GET, r.path, Some(&a), None).await;
+                    assert_eq!(s, StatusCode::OK);
+                    assert!(!body.to_string().contains(b_key_id.as_str()));
+                }
+                (Method::POST, "/api/keys") => {
+                    let (s, body) = h
+                        .call(
+                            Method::POST,
+                            r.path,
+                            Some(&a),
+                            Some(json!({"name": "n", "scopes": ["admin"]})),
+                        )
+                        .await;
+                    assert_eq!(s, StatusCode::CREATED);
+                    let (_, who) = h
+                        .call(
+                            Method::GET,
+                            "/api/tenant",
+                            Some(body["key"].as_str().unwrap()),
+                            None,
+                        )
+                        .await;
+                    assert_eq!(
+                        who["tenant"]["name"], "acme",
+                        "a key made by A's admin belongs to A"
+                    );
+                }
+                (Method::DELETE, "/api/keys/{id}") => {
+                    let (s, body) = h
+                        .call(
+                            Method::DELETE,
+                            &format!("/api/keys/{b_key_id}"),
+                            Some(&a),
+                            None,
+                        )
+                        .await;
+                    assert_json_error(s, &body, StatusCode::NOT_FOUND, "not_found");
+                    let (s, _) = h.call(Method::GET, "/api/tenant", Some(&b), None).await;
+                    assert_eq!(s, StatusCode::OK, "B's key still works");
+                }
+                (Method::GET, "/api/audit") => {
+                    let (s, body) = h.call(Method::GET, r.path, Some(&a), None).await;
+                    assert_eq!(s, StatusCode::OK);
+                    assert!(!body.to_string().contains("globex"), "{body}");
+                }
+                (Method::GET, "/api/audit/verify") => {
+                    let (s, body) = h.call(Method::GET, r.path, Some(&a), None).await;
+                    assert_eq!(s, StatusCode::OK);
+                    let a_records = h
+                        .store
+                        .audit_head(&h.store.tenant_by_name("acme").unwrap().unwrap().id)
+                        .unwrap()
+                        .map_or(0, |h| h.seq);
+                    assert_eq!(body["records"], a_records, "A verifies only its own chain");
+                }
+                (m, p) => panic!("route {m} {p} has no tenant-isolation case: add one"),
+            }
+        }
+    }
+}
+
+mod behaviour {
+    use super::*;
+
+    #[tokio::test]
+    async fn events_round_trip_with_tags_filters_and_paging() {
+        let h = Harness::new().await;
+        let admin = h.key("acme", &[Scope::Admin]);
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/api/events")
+            .header("authorization", format!("Bearer {admin}"))
+            .header("content-type", "application/json")
+            .header("x-regelkreis-campaign", "spring")
+            .body(Body::from(json!([
+                {"type": "outcome", "data": {"name": "order", "value": 12.5}, "at": "2026-03-01T10:00:00Z"},
+                {"type": "outcome", "data": {"name": "order", "value": 7}, "at": "2026-03-02T10:00:00Z", "campaign": "override"},
+                {"type": "exposure", "data": {"experiment": "e", "arm": "a", "unit": "u"}, "at": "2026-03-03T10:00:00Z"}
+            ]).to_string()))
+            .unwrap();
+        let (s, body) = h.send(req).await;
+        assert_eq!(s, StatusCode::CREATED);
+        assert_eq!(body["ids"].as_array().unwrap().len(), 3);
+        let (_, body) = h
+            .call(
+                Method::GET,
+                "/api/events?type=outcome&since=2026-03-01T12:00:00Z",
+                Some(&admin),
+                None,
+            )
+            .await;
+        let events = body["events"].as_array().unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0]["data"]["value"], 7.0);
+        assert_eq!(events[0]["campaign"], "override");
+        let (_, body) = h
+            .call(
+                Method::GET,
+                "/api/events?until=2026-03-02T00:00:00Z",
+                Some(&admin),
+                None,
+            )
+            .await;
+        let events = body["events"].as_array().unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0]["campaign"], "spring");
+        assert_eq!(events[0]["at"], "2026-03-01T10:00:00Z");
+        let (_, page) = h
+            .call(
+                Method::GET,
+                "/api/events?type=outcome&limit=1",
+                Some(&admin),
+                None,
+            )
+            .await;
+        let next = page["next_after"].as_i64().unwrap();
+        let (_, page2) = h
+            .call(
+                Method::GET,
+                &format!("/api/events?type=outcome&limit=1&after={next}"),
+                Some(&admin),
+                None,
+            )
+            .await;
+        assert_eq!(page2["events"][0]["data"]["value"], 7.0);
+    }
+
+    #[tokio::test]
+    async fn health_readiness_and_metrics() {
+        let h = Harness::new().await;
+        let admin = h.key("acme", &[Scope::Admin]);
+        assert_eq!(
+            h.call(Method::GET, "/healthz", None, None).await.0,
+            StatusCode::OK
+        );
+        let (s, b) = h.call(Method::GET, "/readyz", None, None).await;
+        assert_eq!((s, b["store"].as_str()), (StatusCode::OK, Some("sqlite")));
+        h.call(Method::GET, "/api/events", Some(&admin), None).await;
+        h.call(Method::GET, "/api/events", None, None).await;
+        let (_, text) = h.call(Method::GET, "/metrics", None, None).await;
+        let text = text.as_str().unwrap();
+        assert!(
+            text.contains(
+                r#"http_requests_total{method="GET",route="/api/events",status="200"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(text
+            .contains(r#"http_requests_total{method="GET",route="/api/events",status="401"} 1"#));
+        assert!(text.contains(r#"http_request_duration_seconds_bucket{method="GET",route="/api/events",status="200",le="#));
+    }
+
+    #[tokio::test]
+    async fn a_slow_request_times_out_with_a_json_408() {
+        // The timeout covers the whole request, including reading a body that never ends.
+        let h = Harness::with_config(ServerConfig {
+            request_timeout: std::time::Duration::from_millis(200),
+            ..ServerConfig::default()
+        })
+        .await;
+        let admin = h.key("acme", &[Scope::Admin]);
+        let (_tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
+        let stream = futures_stream(rx);
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/api/events")
+            .header("authorization", format!("Bearer {admin}"))
+            .header("content-type", "application/json")
+            .body(Body::from_stream(stream))
+            .unwrap();
+        let (s, b) = h.send(req).await;
+        assert_json_error(s, &b, StatusCode::REQUEST_TIMEOUT, "timeout");
+    }
+
+    fn futures_stream(
+        mut rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>,
+    ) -> impl futures_core::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
+        struct S(tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>);
+        impl futures_core::Stream for S {
+            type Item = Result<bytes::Bytes, std::io::Error>;
+            fn poll_next(
+                mut self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<Option<Self::Item>> {
+                self.0.poll_recv(cx)
+            }
+        }
+        let _ = &mut rx;
+        S(rx)
+    }
+}

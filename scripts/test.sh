@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The test command: starts a throw-away PostgreSQL 15 on a free loopback port (installing
+# it from Debian's packages when missing), runs every test of the workspace against it and
+# the embedded SQLite engine, and stops it again. A PostgreSQL that cannot be started
+# fails the run; the PostgreSQL tests never skip silently.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pgdir=$(mktemp -d /tmp/regelkreis-pg.XXXXXX)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cleanup() { scripts/postgres.sh stop "$pgdir" || true; rm -rf "$pgdir"; }
+trap cleanup EXIT
+url=$(scripts/postgres.sh start "$pgdir" "$port")
+echo "PostgreSQL for the tests: $url"
+
+REGELKREIS_TEST_POSTGRES="$url" cargo test --workspace --locked
