@@ -248,28 +248,38 @@ impl Store for PostgresStore {
                 .validate()
                 .map_err(|err| StoreError::Invalid(err.to_string()))?;
         }
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = i64::try_from(events.len())
+            .map_err(|_| StoreError::Invalid("too many events in one batch".into()))?;
         let mut conn = self.pool.get()?;
         let mut tx = conn.transaction()?;
-        let stmt = tx.prepare(
-            "INSERT INTO events (tenant_id, at, type, feature, campaign, data) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        // Take the ids first so each event's id is known for certain, then insert the
+        // whole batch in one statement.
+        let ids: Vec<i64> = tx
+            .query(
+                "SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1::BIGINT, $1::BIGINT)",
+                &[&n],
+            )?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
+        let tenants: Vec<&str> = events.iter().map(|e| e.tenant.as_str()).collect();
+        let ats: Vec<i64> = events.iter().map(|e| e.at.micros()).collect();
+        let types: Vec<&str> = events.iter().map(|e| e.kind.type_name()).collect();
+        let features: Vec<Option<&str>> =
+            events.iter().map(|e| e.tags.feature.as_deref()).collect();
+        let campaigns: Vec<Option<&str>> =
+            events.iter().map(|e| e.tags.campaign.as_deref()).collect();
+        let data: Vec<String> = events.iter().map(|e| e.kind.encode_data()).collect();
+        tx.execute(
+            "INSERT INTO events (id, tenant_id, at, type, feature, campaign, data)
+             SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[])",
+            &[&ids, &tenants, &ats, &types, &features, &campaigns, &data],
         )?;
-        let mut ids = Vec::with_capacity(events.len());
-        for e in events {
-            let r = tx.query_one(
-                &stmt,
-                &[
-                    &e.tenant.as_str(),
-                    &e.at.micros(),
-                    &e.kind.type_name(),
-                    &e.tags.feature,
-                    &e.tags.campaign,
-                    &e.kind.encode_data(),
-                ],
-            )?;
-            ids.push(EventId(r.try_get(0)?));
-        }
         tx.commit()?;
-        Ok(ids)
+        Ok(ids.into_iter().map(EventId).collect())
     }
 
     fn events(&self, q: &EventQuery) -> Result<Vec<Event>, StoreError> {
