@@ -305,7 +305,11 @@ impl FrequentistResult {
 }
 
 fn diff(mean_a: f64, mean_b: f64, relative: bool, unadjusted_a: f64) -> f64 {
-    let base = if unadjusted_a == 0.0 { mean_a } else { unadjusted_a };
+    let base = if unadjusted_a == 0.0 {
+        mean_a
+    } else {
+        unadjusted_a
+    };
     if relative {
         (mean_b - mean_a) / base
     } else {
@@ -361,7 +365,12 @@ fn frequentist_checks(a: &Statistic, b: &Statistic) -> Option<Degenerate> {
 }
 
 /// Welch's two-sided t-test. `a` is control, `b` treatment (already [`prepare`]d).
-pub fn ttest(a: &Statistic, b: &Statistic, difference: Difference, alpha: f64) -> FrequentistResult {
+pub fn ttest(
+    a: &Statistic,
+    b: &Statistic,
+    difference: Difference,
+    alpha: f64,
+) -> FrequentistResult {
     if let Some(reason) = frequentist_checks(a, b) {
         return FrequentistResult::degenerate(reason);
     }
@@ -400,7 +409,8 @@ pub fn sequential_ttest(
     let rho = ((-2.0 * alpha.ln() + (-2.0 * alpha.ln() + 1.0).ln()) / tuning).sqrt();
     let s2 = e.variance * n;
     let nr2p1 = n * rho * rho + 1.0;
-    let width = s2.sqrt() * ((2.0 * nr2p1) * (nr2p1.sqrt() / alpha).ln() / (n * rho).powi(2)).sqrt();
+    let width =
+        s2.sqrt() * ((2.0 * nr2p1) * (nr2p1.sqrt() / alpha).ln() / (n * rho).powi(2)).sqrt();
     let st2 = e.estimate * e.estimate * n / e.variance;
     let evalue = (rho * rho * st2 / (2.0 * nr2p1)).exp() / nr2p1.sqrt();
     FrequentistResult {
@@ -625,20 +635,34 @@ mod tests {
         let r = ttest(&flat, &some, Difference::Absolute, 0.05);
         assert_eq!(r.error, Some(Degenerate::ZeroVariance));
         let empty = Statistic::Proportion { n: 0, sum: 0.0 };
-        let r = bayesian_test(&some, &empty, Difference::Absolute, &BayesianConfig::default());
+        let r = bayesian_test(
+            &some,
+            &empty,
+            Difference::Absolute,
+            &BayesianConfig::default(),
+        );
         assert_eq!(r.error, Some(Degenerate::NoUnits));
         assert_eq!(r.chance_to_win, 0.5);
     }
 
     #[test]
     fn a_clear_winner_has_a_small_p_value_and_high_chance_to_win() {
-        let a = Statistic::Proportion { n: 10_000, sum: 500.0 };
-        let b = Statistic::Proportion { n: 10_000, sum: 650.0 };
+        let a = Statistic::Proportion {
+            n: 10_000,
+            sum: 500.0,
+        };
+        let b = Statistic::Proportion {
+            n: 10_000,
+            sum: 650.0,
+        };
         let t = ttest(&a, &b, Difference::Relative, 0.05);
         assert!((t.estimate - 0.3).abs() < 1e-12);
         assert!(t.p_value < 1e-4 && t.ci_low > 0.0);
         let s = sequential_ttest(&a, &b, Difference::Relative, 0.05, 5000.0);
-        assert!(s.ci_high - s.ci_low > t.ci_high - t.ci_low, "sequential intervals are wider");
+        assert!(
+            s.ci_high - s.ci_low > t.ci_high - t.ci_low,
+            "sequential intervals are wider"
+        );
         let bayes = bayesian_test(&a, &b, Difference::Relative, &BayesianConfig::default());
         assert!(bayes.chance_to_win > 0.999);
         assert!(bayes.risk_treatment < bayes.risk_control);

@@ -79,8 +79,16 @@ pub fn equal_weights(n: i64) -> Vec<f64> {
 /// The `[start, end)` hash range of each variation. Coverage is clamped to `[0, 1]`;
 /// weights that do not match the number of variations or do not sum to 1 (±0.01) are
 /// replaced by equal weights.
-pub fn bucket_ranges(num_variations: i64, coverage: f64, weights: Option<&[f64]>) -> Vec<(f64, f64)> {
-    let coverage = if coverage.is_nan() { 0.0 } else { coverage.clamp(0.0, 1.0) };
+pub fn bucket_ranges(
+    num_variations: i64,
+    coverage: f64,
+    weights: Option<&[f64]>,
+) -> Vec<(f64, f64)> {
+    let coverage = if coverage.is_nan() {
+        0.0
+    } else {
+        coverage.clamp(0.0, 1.0)
+    };
     let mut w: Vec<f64> = match weights {
         Some(w) if w.len() as i64 == num_variations => w.to_vec(),
         _ => equal_weights(num_variations),
@@ -102,7 +110,9 @@ pub fn bucket_ranges(num_variations: i64, coverage: f64, weights: Option<&[f64]>
 /// The variation whose range holds `n`, or `None` when `n` falls outside all of them
 /// (the unit is not in the experiment).
 pub fn choose_variation(n: f64, ranges: &[(f64, f64)]) -> Option<usize> {
-    ranges.iter().position(|&(start, end)| n >= start && n < end)
+    ranges
+        .iter()
+        .position(|&(start, end)| n >= start && n < end)
 }
 
 /// A namespace: units hashing into `[start, end)` of it may join the experiment.
@@ -154,7 +164,11 @@ impl Experiment {
         }
         let seed = self.seed.as_deref().unwrap_or(&self.key);
         let n = hash(seed, unit, self.hash_version)?;
-        let ranges = bucket_ranges(self.variations as i64, self.coverage, self.weights.as_deref());
+        let ranges = bucket_ranges(
+            self.variations as i64,
+            self.coverage,
+            self.weights.as_deref(),
+        );
         choose_variation(n, &ranges)
     }
 }
