@@ -574,8 +574,11 @@ pub fn bayesian_test(
     let p_control_better = norm_cdf(-mean / sd);
     let mean_neg = truncated_normal_mean(mean, sd, f64::NEG_INFINITY, 0.0);
     let mean_pos = truncated_normal_mean(mean, sd, 0.0, f64::INFINITY);
-    let risk_ctrl = (1.0 - p_control_better) * mean_pos;
-    let risk_trt = -(p_control_better * mean_neg);
+    // A zero weight makes the risk zero even where the truncated mean has no mass left
+    // to be computed from (gbstats gets 0 there too).
+    let weighted = |w: f64, m: f64| if w == 0.0 { 0.0 } else { w * m };
+    let risk_ctrl = weighted(1.0 - p_control_better, mean_pos);
+    let risk_trt = -weighted(p_control_better, mean_neg);
     let (risk_control, risk_treatment) = if config.inverse {
         (risk_trt, risk_ctrl)
     } else {

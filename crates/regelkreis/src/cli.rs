@@ -48,6 +48,16 @@ pub enum Command {
     /// Benchmarks that print figures side by side with their reference.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Statistics from the shell.
+    #[command(subcommand)]
+    Stats(StatsCommand),
+}
+
+/// `stats …`
+#[derive(Debug, Subcommand)]
+pub enum StatsCommand {
+    /// A/B analyses: JSON lines in on stdin, one JSON line out per input, in order.
+    Ab,
 }
 
 /// `config …`
@@ -121,6 +131,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Demo => return crate::demo::run(),
         Command::Bench(BenchCommand::Store(args)) => return crate::bench::store(args),
+        Command::Stats(StatsCommand::Ab) => {
+            return crate::stats::run_ab(std::io::stdin().lock(), std::io::stdout().lock())
+        }
         _ => {}
     }
     let config = cli.load_config()?;
@@ -143,7 +156,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(KeysCommand::List) => list_keys(open_store(&config)?.as_ref()),
         Command::Keys(KeysCommand::Revoke { id }) => revoke_key(open_store(&config)?.as_ref(), &id),
         Command::Audit(AuditCommand::Verify) => audit_verify(open_store(&config)?.as_ref()),
-        Command::Demo | Command::Bench(_) => Ok(()),
+        Command::Demo | Command::Bench(_) | Command::Stats(_) => Ok(()),
     }
 }
 

@@ -475,3 +475,125 @@ mod durability {
         );
     }
 }
+
+mod stats_ab {
+    use super::*;
+    use serde_json::Value;
+
+    const GOLDEN: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../measure/tests/golden/gbstats_ab.jsonl"
+    );
+
+    /// Relative agreement to 1e-9, or absolute agreement within a few ulps of 1 (p-values
+    /// are `2 (1 − cdf)` in gbstats, so near 0 they carry the rounding of `cdf` near 1).
+    fn agree(ours: f64, theirs: f64) -> bool {
+        let d = (ours - theirs).abs();
+        d <= 1e-9 * ours.abs().max(theirs.abs()) || d <= 1e-15
+    }
+
+    fn compare(path: &str, ours: &Value, theirs: &Value, failures: &mut Vec<String>) {
+        match (ours, theirs) {
+            (_, Value::Object(t)) if t.contains_key("exception") => {}
+            (Value::Object(o), Value::Object(t)) => {
+                for (k, tv) in t {
+                    match o.get(k) {
+                        Some(ov) => compare(&format!("{path}.{k}"), ov, tv, failures),
+                        None => failures.push(format!("{path}.{k}: missing")),
+                    }
+                }
+            }
+            (Value::Number(o), Value::Number(t)) => {
+                let (o, t) = (o.as_f64().unwrap(), t.as_f64().unwrap());
+                if !agree(o, t) {
+                    failures.push(format!("{path}: ours {o:e}, gbstats {t:e}"));
+                }
+            }
+            (o, t) if o == t => {}
+            (o, t) => failures.push(format!("{path}: ours {o}, gbstats {t}")),
+        }
+    }
+
+    #[test]
+    fn every_golden_case_matches_gbstats_to_1e_9() {
+        let text = std::fs::read_to_string(GOLDEN).unwrap();
+        let mut failures = Vec::new();
+        let mut cases = 0;
+        let mut values = 0usize;
+        for line in text.lines() {
+            let case: Value = serde_json::from_str(line).unwrap();
+            let ours = regelkreis::stats::ab_line(&case["input"].to_string());
+            compare(
+                case["input"]["id"].as_str().unwrap(),
+                &ours,
+                &case["output"],
+                &mut failures,
+            );
+            values += line.matches("e").count();
+            cases += 1;
+        }
+        let _ = values;
+        assert!(cases >= 10_000, "golden file has {cases} cases");
+        assert!(
+            failures.is_empty(),
+            "{} disagreements, first 30:\n{}",
+            failures.len(),
+            failures[..failures.len().min(30)].join("\n")
+        );
+    }
+
+    #[test]
+    fn the_cli_answers_line_by_line_in_order_and_survives_bad_lines() {
+        let text = std::fs::read_to_string(GOLDEN).unwrap();
+        let mut input = String::new();
+        let cases: Vec<Value> = text
+            .lines()
+            .take(50)
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        for (i, c) in cases.iter().enumerate() {
+            input.push_str(&c["input"].to_string());
+            input.push('\n');
+            if i == 10 {
+                input.push_str(
+                    "{\"id\": \"broken\", \"kind\": \"mean\", \"control\": {\"n\": -1}}\n",
+                );
+                input.push_str("not json at all\n");
+            }
+        }
+        let mut child = Command::new(bin())
+            .args(["stats", "ab"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let lines: Vec<Value> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 52);
+        assert_eq!(lines[11]["id"], "broken");
+        assert!(lines[11]["error"].as_str().unwrap().contains("n must be"));
+        assert!(lines[12]["error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid JSON"));
+        let answers: Vec<&Value> = lines
+            .iter()
+            .filter(|l| l.get("error").is_none() || l["id"] != "broken" && l["id"] != Value::Null)
+            .collect();
+        for (c, a) in cases.iter().zip(answers) {
+            assert_eq!(c["output"]["id"], a["id"]);
+        }
+    }
+}
