@@ -1,0 +1,174 @@
+//! The measure crate against known ground truth: GrowthBook's cross-SDK assignment cases,
+//! and an A/A simulation of continuous peeking.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use regelkreis_measure::abtest::{sequential_ttest, ttest, Difference, Statistic};
+use regelkreis_measure::assignment::{
+    bucket_ranges, choose_variation, equal_weights, hash, in_namespace, Namespace,
+};
+use serde_json::Value;
+
+mod growthbook {
+    use super::*;
+
+    fn cases() -> Value {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/data/experiments/growthbook-cases.json"
+        );
+        serde_json::from_str(
+            &std::fs::read_to_string(path).expect("../shared/data is beside the project"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn every_hash_case() {
+        let c = cases();
+        let list = c["hash"].as_array().unwrap();
+        assert!(list.len() >= 15);
+        for case in list {
+            let seed = case[0].as_str().unwrap();
+            let value = case[1].as_str().unwrap();
+            let version = case[2].as_u64().unwrap() as u32;
+            let got = hash(seed, value, version);
+            match case[3].as_f64() {
+                Some(expected) => assert_eq!(got, Some(expected), "{case}"),
+                None => assert_eq!(got, None, "{case}"),
+            }
+        }
+    }
+
+    #[test]
+    fn every_bucket_range_case() {
+        let c = cases();
+        for case in c["getBucketRange"].as_array().unwrap() {
+            let args = &case[1];
+            let n = args[0].as_i64().unwrap();
+            let coverage = args[1].as_f64().unwrap();
+            let weights: Option<Vec<f64>> = args[2]
+                .as_array()
+                .map(|w| w.iter().map(|x| x.as_f64().unwrap()).collect());
+            let got = bucket_ranges(n, coverage, weights.as_deref());
+            let expected: Vec<(f64, f64)> = case[2]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| (r[0].as_f64().unwrap(), r[1].as_f64().unwrap()))
+                .collect();
+            assert_eq!(got.len(), expected.len(), "{case}");
+            for (g, e) in got.iter().zip(&expected) {
+                assert!(
+                    (g.0 - e.0).abs() < 1e-9 && (g.1 - e.1).abs() < 1e-9,
+                    "{case}: {got:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_choose_variation_case() {
+        let c = cases();
+        for case in c["chooseVariation"].as_array().unwrap() {
+            let n = case[1].as_f64().unwrap();
+            let ranges: Vec<(f64, f64)> = case[2]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| (r[0].as_f64().unwrap(), r[1].as_f64().unwrap()))
+                .collect();
+            let expected = case[3].as_i64().unwrap();
+            let got = choose_variation(n, &ranges).map_or(-1, |i| i as i64);
+            assert_eq!(got, expected, "{case}");
+        }
+    }
+
+    #[test]
+    fn every_namespace_case() {
+        let c = cases();
+        for case in c["inNamespace"].as_array().unwrap() {
+            let ns = Namespace {
+                id: case[2][0].as_str().unwrap().to_owned(),
+                start: case[2][1].as_f64().unwrap(),
+                end: case[2][2].as_f64().unwrap(),
+            };
+            assert_eq!(
+                in_namespace(case[1].as_str().unwrap(), &ns),
+                case[3].as_bool().unwrap(),
+                "{case}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_equal_weights_case() {
+        let c = cases();
+        for case in c["getEqualWeights"].as_array().unwrap() {
+            let got = equal_weights(case[0].as_i64().unwrap());
+            let expected: Vec<f64> = case[1]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
+            assert_eq!(got.len(), expected.len());
+            for (g, e) in got.iter().zip(&expected) {
+                assert!((g - e).abs() < 1e-8, "{case}");
+            }
+        }
+    }
+}
+
+mod peeking {
+    use super::*;
+
+    /// splitmix64: a small, well-mixed generator so the simulation is reproducible.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> f64 {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    /// A/A tests peeked 20 times: the always-valid test must keep its false-positive rate
+    /// at or below 5 %, while peeking at the fixed-horizon t-test inflates it.
+    #[test]
+    fn sequential_test_keeps_its_false_positive_rate_under_continuous_peeking() {
+        let mut rng = Rng(7);
+        let (experiments, peeks, batch, rate) = (400, 20, 500, 0.05);
+        let (mut seq_fp, mut naive_fp) = (0, 0);
+        for _ in 0..experiments {
+            let (mut n, mut ca, mut cb) = (0u64, 0.0, 0.0);
+            let (mut seq_hit, mut naive_hit) = (false, false);
+            for _ in 0..peeks {
+                for _ in 0..batch {
+                    ca += f64::from(u8::from(rng.next() < rate));
+                    cb += f64::from(u8::from(rng.next() < rate));
+                }
+                n += batch;
+                let a = Statistic::Proportion { n, sum: ca };
+                let b = Statistic::Proportion { n, sum: cb };
+                seq_hit |=
+                    sequential_ttest(&a, &b, Difference::Relative, 0.05, 5000.0).p_value < 0.05;
+                naive_hit |= ttest(&a, &b, Difference::Relative, 0.05).p_value < 0.05;
+            }
+            seq_fp += usize::from(seq_hit);
+            naive_fp += usize::from(naive_hit);
+        }
+        let seq_rate = seq_fp as f64 / experiments as f64;
+        let naive_rate = naive_fp as f64 / experiments as f64;
+        eprintln!("A/A with 20 peeks: sequential {seq_rate:.3}, naive t-test {naive_rate:.3}");
+        assert!(
+            seq_rate <= 0.05,
+            "sequential false-positive rate {seq_rate}"
+        );
+        assert!(
+            naive_rate > 0.10,
+            "peeking should inflate the naive test: {naive_rate}"
+        );
+    }
+}
