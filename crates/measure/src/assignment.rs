@@ -2,70 +2,79 @@
 //! (hash versions 1 and 2), bucket ranges with coverage and weights, variation choice and
 //! namespaces. The same user, seed and experiment land in the same arm in every SDK.
 
+const FNV_OFFSET: u32 = 0x811c_9dc5;
+const FNV_PRIME: u32 = 0x0100_0193;
+
 /// 32-bit FNV-1a over UTF-16 code units, as the JavaScript SDK hashes strings.
 pub fn fnv1a32(s: &str) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for unit in s.encode_utf16() {
-        h ^= u32::from(unit);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    h
+    fnv_extend(FNV_OFFSET, s)
 }
 
-/// 32-bit FNV-1a over bytes; equal to [`fnv1a32`] for ASCII text, and faster.
+/// 32-bit FNV-1a over bytes; equal to [`fnv1a32`] for ASCII text.
 pub fn fnv1a32_bytes(bytes: &[u8]) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
+    let mut h = FNV_OFFSET;
     for &b in bytes {
         h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
+        h = h.wrapping_mul(FNV_PRIME);
     }
     h
 }
 
-fn fnv(s: &str) -> u32 {
+/// Continues an FNV-1a state over a string's UTF-16 code units (its bytes, for ASCII),
+/// so a concatenation can be hashed without building it.
+fn fnv_extend(mut h: u32, s: &str) -> u32 {
     if s.is_ascii() {
-        fnv1a32_bytes(s.as_bytes())
+        for &b in s.as_bytes() {
+            h ^= u32::from(b);
+            h = h.wrapping_mul(FNV_PRIME);
+        }
     } else {
-        fnv1a32(s)
+        for unit in s.encode_utf16() {
+            h ^= u32::from(unit);
+            h = h.wrapping_mul(FNV_PRIME);
+        }
     }
+    h
+}
+
+/// FNV-1a of the decimal digits of `n`, without formatting a string.
+fn fnv_decimal(n: u32) -> u32 {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    let mut m = n;
+    while m >= 100 {
+        let pair = (m % 100) as usize;
+        m /= 100;
+        i -= 2;
+        digits[i] = b'0' + (pair / 10) as u8;
+        digits[i + 1] = b'0' + (pair % 10) as u8;
+    }
+    if m >= 10 {
+        i -= 2;
+        digits[i] = b'0' + (m / 10) as u8;
+        digits[i + 1] = b'0' + (m % 10) as u8;
+    } else {
+        i -= 1;
+        digits[i] = b'0' + m as u8;
+    }
+    fnv1a32_bytes(&digits[i..])
 }
 
 /// GrowthBook's hash of a unit into `[0, 1)`. Version 1: `fnv(value + seed) % 1000 /
 /// 1000`; version 2: `fnv(str(fnv(seed + value))) % 10000 / 10000`. Other versions: `None`.
+/// Allocation-free.
 pub fn hash(seed: &str, value: &str, version: u32) -> Option<f64> {
     match version {
         1 => {
-            let mut s = String::with_capacity(value.len() + seed.len());
-            s.push_str(value);
-            s.push_str(seed);
-            Some(f64::from(fnv(&s) % 1000) / 1000.0)
+            let h = fnv_extend(fnv_extend(FNV_OFFSET, value), seed);
+            Some(f64::from(h % 1000) / 1000.0)
         }
         2 => {
-            let mut s = String::with_capacity(value.len() + seed.len());
-            s.push_str(seed);
-            s.push_str(value);
-            let inner = fnv(&s);
-            let mut buf = itoa_u32(inner);
-            let outer = fnv1a32_bytes(buf.as_bytes());
-            buf.clear();
-            Some(f64::from(outer % 10000) / 10000.0)
+            let inner = fnv_extend(fnv_extend(FNV_OFFSET, seed), value);
+            Some(f64::from(fnv_decimal(inner) % 10000) / 10000.0)
         }
         _ => None,
     }
-}
-
-fn itoa_u32(mut n: u32) -> String {
-    let mut digits = [0u8; 10];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    digits[i..].iter().map(|&d| d as char).collect()
 }
 
 /// `n` equal weights summing to one; empty for `n <= 0`.
@@ -152,24 +161,60 @@ pub struct Experiment {
 }
 
 impl Experiment {
+    /// Which variation a unit sees, or `None` when it is not in the experiment. For many
+    /// units, prepare an [`Assigner`] once.
+    pub fn assign(&self, unit: &str) -> Option<usize> {
+        Assigner::new(self).assign(unit)
+    }
+}
+
+/// An experiment with its bucket ranges computed once, for assigning many units.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assigner {
+    seed: String,
+    /// FNV state after the seed, for hash version 2 (seed first).
+    seed_state: u32,
+    hash_version: u32,
+    ranges: Vec<(f64, f64)>,
+    namespace: Option<(String, f64, f64)>,
+}
+
+impl Assigner {
+    /// Prepares an experiment.
+    pub fn new(e: &Experiment) -> Self {
+        let ranges = if e.variations < 2 {
+            Vec::new()
+        } else {
+            bucket_ranges(e.variations as i64, e.coverage, e.weights.as_deref())
+        };
+        let seed = e.seed.clone().unwrap_or_else(|| e.key.clone());
+        Assigner {
+            seed_state: fnv_extend(FNV_OFFSET, &seed),
+            seed,
+            hash_version: e.hash_version,
+            ranges,
+            namespace: e
+                .namespace
+                .as_ref()
+                .map(|ns| (format!("__{}", ns.id), ns.start, ns.end)),
+        }
+    }
+
     /// Which variation a unit sees, or `None` when it is not in the experiment.
     pub fn assign(&self, unit: &str) -> Option<usize> {
-        if self.variations < 2 {
-            return None;
-        }
-        if let Some(ns) = &self.namespace {
-            if !in_namespace(unit, ns) {
+        if let Some((seed, start, end)) = &self.namespace {
+            let n = hash(seed, unit, 1)?;
+            if !(n >= *start && n < *end) {
                 return None;
             }
         }
-        let seed = self.seed.as_deref().unwrap_or(&self.key);
-        let n = hash(seed, unit, self.hash_version)?;
-        let ranges = bucket_ranges(
-            self.variations as i64,
-            self.coverage,
-            self.weights.as_deref(),
-        );
-        choose_variation(n, &ranges)
+        let n = if self.hash_version == 2 {
+            let inner = fnv_extend(self.seed_state, unit);
+            f64::from(fnv_decimal(inner) % 10000) / 10000.0
+        } else {
+            hash(&self.seed, unit, self.hash_version)?
+        };
+        choose_variation(n, &self.ranges)
     }
 }
 
@@ -182,8 +227,49 @@ mod tests {
         for s in ["", "a", "hello world", "123456789"] {
             assert_eq!(fnv1a32(s), fnv1a32_bytes(s.as_bytes()));
         }
-        assert_eq!(itoa_u32(0), "0");
-        assert_eq!(itoa_u32(4_294_967_295), "4294967295");
+        assert_eq!(fnv_decimal(0), fnv1a32("0"));
+        for n in [7, 10, 99, 100, 12_345, 1_000_000, 987_654_321] {
+            assert_eq!(fnv_decimal(n), fnv1a32(&n.to_string()));
+        }
+        assert_eq!(fnv_decimal(4_294_967_295), fnv1a32("4294967295"));
+        assert_eq!(
+            fnv_extend(fnv_extend(FNV_OFFSET, "a€"), "b"),
+            fnv1a32("a€b")
+        );
+    }
+
+    #[test]
+    fn the_prepared_assigner_agrees_with_the_reference_path() {
+        for version in [1, 2] {
+            let e = Experiment {
+                key: "exp-ü".into(),
+                variations: 3,
+                weights: Some(vec![0.5, 0.25, 0.25]),
+                coverage: 0.8,
+                seed: None,
+                hash_version: version,
+                namespace: Some(Namespace {
+                    id: "ns".into(),
+                    start: 0.1,
+                    end: 0.9,
+                }),
+            };
+            let ranges = bucket_ranges(3, 0.8, Some(&[0.5, 0.25, 0.25]));
+            let a = Assigner::new(&e);
+            for i in 0..5_000 {
+                let unit = if i % 7 == 0 {
+                    format!("nutzer-ä-{i}")
+                } else {
+                    format!("u{i}")
+                };
+                let reference = if in_namespace(&unit, e.namespace.as_ref().unwrap()) {
+                    choose_variation(hash("exp-ü", &unit, version).unwrap(), &ranges)
+                } else {
+                    None
+                };
+                assert_eq!(a.assign(&unit), reference, "{unit} v{version}");
+            }
+        }
     }
 
     #[test]

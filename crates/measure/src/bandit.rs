@@ -117,9 +117,11 @@ impl Bandit {
                 }
                 let total: u64 = self.arms.iter().map(|a| a.pulls).sum();
                 let ln_t = (total as f64).ln();
-                argmax(self.arms.iter().map(|a| {
-                    a.mean() + c * (2.0 * ln_t / a.pulls as f64).sqrt()
-                }))
+                argmax(
+                    self.arms
+                        .iter()
+                        .map(|a| a.mean() + c * (2.0 * ln_t / a.pulls as f64).sqrt()),
+                )
             }
             Policy::EpsilonGreedy { epsilon } => {
                 if rng.uniform() < *epsilon {
@@ -191,7 +193,10 @@ impl LinearArm {
         for i in 0..d {
             a_inv[i * d + i] = 1.0 / lambda;
         }
-        LinearArm { a_inv, b: vec![0.0; d] }
+        LinearArm {
+            a_inv,
+            b: vec![0.0; d],
+        }
     }
 
     fn dim(&self) -> usize {
@@ -275,7 +280,10 @@ impl LinearBandit {
         if x.len() == expected {
             Ok(())
         } else {
-            Err(DimensionError { got: x.len(), expected })
+            Err(DimensionError {
+                got: x.len(),
+                expected,
+            })
         }
     }
 
@@ -360,7 +368,10 @@ mod tests {
     fn every_policy_learns_and_thompson_beats_uniform_play() {
         let uniform_regret: f64 = rates().iter().map(|r| 0.05 - r).sum::<f64>() / 10.0 * 20_000.0;
         for policy in [
-            Policy::BetaThompson { alpha: 1.0, beta: 1.0 },
+            Policy::BetaThompson {
+                alpha: 1.0,
+                beta: 1.0,
+            },
             Policy::GaussianThompson,
             Policy::TopTwoThompson { beta: 0.5 },
             Policy::Ucb1 { c: 1.0 },
@@ -368,31 +379,55 @@ mod tests {
         ] {
             let mut b = Bandit::new(policy.clone(), 10, 10);
             let regret = simulate_bernoulli(&mut b, &rates(), 20_000, &mut Rng::seeded(3));
-            assert!(regret < uniform_regret, "{policy:?}: {regret} vs uniform {uniform_regret}");
-            assert!(b.arms.iter().all(|a| a.pulls >= 10), "minimum traffic per arm");
+            assert!(
+                regret < uniform_regret,
+                "{policy:?}: {regret} vs uniform {uniform_regret}"
+            );
+            assert!(
+                b.arms.iter().all(|a| a.pulls >= 10),
+                "minimum traffic per arm"
+            );
         }
-        let mut ts = Bandit::new(Policy::BetaThompson { alpha: 1.0, beta: 1.0 }, 10, 0);
+        let mut ts = Bandit::new(
+            Policy::BetaThompson {
+                alpha: 1.0,
+                beta: 1.0,
+            },
+            10,
+            0,
+        );
         let regret = simulate_bernoulli(&mut ts, &rates(), 20_000, &mut Rng::seeded(3));
         assert!(regret < 0.5 * uniform_regret, "{regret}");
     }
 
     #[test]
     fn linear_bandits_find_the_arm_that_fits_the_context() {
-        for policy in [LinearPolicy::LinUcb { alpha: 0.5 }, LinearPolicy::LinThompson { v: 0.2 }] {
+        for policy in [
+            LinearPolicy::LinUcb { alpha: 0.5 },
+            LinearPolicy::LinThompson { v: 0.2 },
+        ] {
             let mut b = LinearBandit::new(policy, 2, 2, 1.0);
             let mut rng = Rng::seeded(5);
             let mut right = 0;
             for step in 0..4_000 {
-                let x = if rng.uniform() < 0.5 { [1.0, 0.0] } else { [0.0, 1.0] };
+                let x = if rng.uniform() < 0.5 {
+                    [1.0, 0.0]
+                } else {
+                    [0.0, 1.0]
+                };
                 let arm = b.decide(&x, &mut rng).unwrap();
                 let good = (x[0] == 1.0) == (arm == 0);
                 let p = if good { 0.6 } else { 0.2 };
-                b.reward(arm, &x, f64::from(u8::from(rng.uniform() < p))).unwrap();
+                b.reward(arm, &x, f64::from(u8::from(rng.uniform() < p)))
+                    .unwrap();
                 if step >= 3_000 && good {
                     right += 1;
                 }
             }
-            assert!(right > 850, "{policy:?}: {right} of 1000 right in the last 1000 steps");
+            assert!(
+                right > 850,
+                "{policy:?}: {right} of 1000 right in the last 1000 steps"
+            );
             assert!(b.decide(&[1.0], &mut rng).is_err());
         }
     }

@@ -62,7 +62,12 @@ fn weights(rounds: &[LoggedRound], target: &[Vec<f64>]) -> Result<Vec<f64>, OpeE
 /// IPS: mean of wᵢ rᵢ with wᵢ = π(aᵢ | xᵢ) / pᵢ. `target[i]` is π(· | xᵢ).
 pub fn ips(rounds: &[LoggedRound], target: &[Vec<f64>]) -> Result<f64, OpeError> {
     let w = weights(rounds, target)?;
-    Ok(rounds.iter().zip(&w).map(|(r, w)| w * r.reward).sum::<f64>() / rounds.len() as f64)
+    Ok(rounds
+        .iter()
+        .zip(&w)
+        .map(|(r, w)| w * r.reward)
+        .sum::<f64>()
+        / rounds.len() as f64)
 }
 
 /// Self-normalised IPS: Σ wᵢ rᵢ / Σ wᵢ.
@@ -72,7 +77,12 @@ pub fn snips(rounds: &[LoggedRound], target: &[Vec<f64>]) -> Result<f64, OpeErro
     if total == 0.0 {
         return Ok(0.0);
     }
-    Ok(rounds.iter().zip(&w).map(|(r, w)| w * r.reward).sum::<f64>() / total)
+    Ok(rounds
+        .iter()
+        .zip(&w)
+        .map(|(r, w)| w * r.reward)
+        .sum::<f64>()
+        / total)
 }
 
 /// Doubly robust: mean of Σₐ π(a|xᵢ) q̂(xᵢ, a) + wᵢ (rᵢ − q̂(xᵢ, aᵢ)), where `q_hat[i]`
@@ -105,10 +115,26 @@ mod tests {
     #[test]
     fn estimators_agree_on_the_logging_policy_itself() {
         let rounds = vec![
-            LoggedRound { action: 0, reward: 1.0, propensity: 0.5 },
-            LoggedRound { action: 1, reward: 0.0, propensity: 0.5 },
-            LoggedRound { action: 1, reward: 1.0, propensity: 0.5 },
-            LoggedRound { action: 0, reward: 0.0, propensity: 0.5 },
+            LoggedRound {
+                action: 0,
+                reward: 1.0,
+                propensity: 0.5,
+            },
+            LoggedRound {
+                action: 1,
+                reward: 0.0,
+                propensity: 0.5,
+            },
+            LoggedRound {
+                action: 1,
+                reward: 1.0,
+                propensity: 0.5,
+            },
+            LoggedRound {
+                action: 0,
+                reward: 0.0,
+                propensity: 0.5,
+            },
         ];
         let same = vec![vec![0.5, 0.5]; 4];
         assert_eq!(ips(&rounds, &same).unwrap(), 0.5);
@@ -118,7 +144,11 @@ mod tests {
         let q = vec![vec![0.5, 0.5]; 4];
         assert_eq!(doubly_robust(&rounds, &always_0, &q).unwrap(), 0.5);
         assert_eq!(ips(&[], &[]), Err(OpeError::Empty));
-        let bad = [LoggedRound { action: 0, reward: 1.0, propensity: 0.0 }];
+        let bad = [LoggedRound {
+            action: 0,
+            reward: 1.0,
+            propensity: 0.0,
+        }];
         assert_eq!(ips(&bad, &[vec![1.0]]), Err(OpeError::Propensity(0)));
     }
 }

@@ -207,3 +207,204 @@ pub fn store(args: &StoreBenchArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `bench stats` arguments.
+#[derive(Debug, Args)]
+pub struct StatsBenchArgs {
+    /// Steps per simulated bandit run.
+    #[arg(long, default_value_t = 20_000)]
+    pub steps: usize,
+    /// Seeds, comma-separated; one run per seed and policy.
+    #[arg(long, default_value = "1,2,3,4,5")]
+    pub seeds: String,
+    /// Assignments to time.
+    #[arg(long, default_value_t = 20_000_000)]
+    pub assignments: usize,
+    /// Skip MABWiser (no Python needed).
+    #[arg(long)]
+    pub no_reference: bool,
+}
+
+struct PolicyFigures {
+    regrets: Vec<f64>,
+    decisions_per_s: f64,
+}
+
+fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let n = v.len().max(1) as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0).max(1.0);
+    (m, var.sqrt())
+}
+
+/// A virtualenv under `target/` with the given PyPI packages, made on first use.
+pub fn python_env(name: &str, packages: &[&str]) -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::path::Path::new("target").join(name);
+    let python = dir.join("bin").join("python");
+    let marker = dir.join(".installed");
+    let wanted = packages.join(" ");
+    if std::fs::read_to_string(&marker).ok().as_deref() != Some(wanted.as_str()) {
+        eprintln!("installing {wanted} into {} (once)", dir.display());
+        let status = std::process::Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&dir)
+            .status()
+            .context("python3 is needed for the reference implementation")?;
+        anyhow::ensure!(status.success(), "python3 -m venv failed");
+        let status = std::process::Command::new(dir.join("bin").join("pip"))
+            .args(["install", "-q"])
+            .args(packages)
+            .status()?;
+        anyhow::ensure!(status.success(), "pip install {wanted} failed");
+        std::fs::write(&marker, &wanted)?;
+    }
+    Ok(python)
+}
+
+/// Runs `bench stats`.
+pub fn stats(args: &StatsBenchArgs) -> anyhow::Result<()> {
+    use regelkreis_measure::assignment::{Assigner, Experiment};
+    use regelkreis_measure::bandit::{simulate_bernoulli, Bandit, Policy};
+    use regelkreis_measure::rng::Rng;
+
+    let seeds: Vec<u64> = args
+        .seeds
+        .split(',')
+        .map(|s| s.trim().parse())
+        .collect::<Result<_, _>>()
+        .context("--seeds takes comma-separated integers")?;
+    let rates: Vec<f64> = (0..10).map(|i| 0.01 + 0.04 * f64::from(i) / 9.0).collect();
+    let policies = [
+        (
+            "thompson",
+            Policy::BetaThompson {
+                alpha: 1.0,
+                beta: 1.0,
+            },
+        ),
+        ("ucb1", Policy::Ucb1 { c: 1.0 }),
+        ("epsilon_greedy", Policy::EpsilonGreedy { epsilon: 0.1 }),
+    ];
+    let mut ours = Vec::new();
+    for (name, policy) in &policies {
+        let mut regrets = Vec::new();
+        let mut seconds = 0.0;
+        for &seed in &seeds {
+            let mut bandit = Bandit::new(policy.clone(), rates.len(), 1);
+            let mut rng = Rng::seeded(seed);
+            let started = Instant::now();
+            regrets.push(simulate_bernoulli(
+                &mut bandit,
+                &rates,
+                args.steps,
+                &mut rng,
+            ));
+            seconds += started.elapsed().as_secs_f64();
+        }
+        let decisions_per_s = (args.steps * seeds.len()) as f64 / seconds;
+        ours.push((
+            *name,
+            PolicyFigures {
+                regrets,
+                decisions_per_s,
+            },
+        ));
+    }
+
+    let reference: Option<serde_json::Value> = if args.no_reference {
+        None
+    } else {
+        let python = python_env("venv-bench", &["mabwiser==2.7.4"])?;
+        eprintln!("running MABWiser on the same arms, rates, steps and seeds");
+        let out = std::process::Command::new(python)
+            .arg("scripts/bench_mabwiser.py")
+            .arg(args.steps.to_string())
+            .arg(&args.seeds)
+            .arg(serde_json::to_string(&rates)?)
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "MABWiser run failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some(serde_json::from_slice(&out.stdout)?)
+    };
+
+    println!(
+        "Bernoulli bandit: 10 arms, rates 0.010-0.050, {} steps, seeds {}",
+        args.steps, args.seeds
+    );
+    let rows: Vec<[String; 6]> = ours
+        .iter()
+        .map(|(name, f)| {
+            let (m, sd) = mean_sd(&f.regrets);
+            let r = reference.as_ref().map(|r| &r[*name]);
+            let (rm, rsd) = r
+                .and_then(|r| r["regret"].as_array())
+                .map(|a| mean_sd(&a.iter().filter_map(|x| x.as_f64()).collect::<Vec<_>>()))
+                .unwrap_or((f64::NAN, f64::NAN));
+            let rdps = r
+                .and_then(|r| r["decisions_per_s"].as_f64())
+                .unwrap_or(f64::NAN);
+            [
+                (*name).to_owned(),
+                format!("{m:.1} ± {sd:.1}"),
+                if rm.is_nan() {
+                    "-".into()
+                } else {
+                    format!("{rm:.1} ± {rsd:.1}")
+                },
+                format!("{:.0}", f.decisions_per_s),
+                if rdps.is_nan() {
+                    "-".into()
+                } else {
+                    format!("{rdps:.0}")
+                },
+                if rdps.is_nan() {
+                    "-".into()
+                } else {
+                    format!("{:.0}x", f.decisions_per_s / rdps)
+                },
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(
+            &[
+                "POLICY",
+                "REGRET (OURS)",
+                "REGRET (MABWISER)",
+                "DECISIONS/S (OURS)",
+                "DECISIONS/S (MABWISER)",
+                "SPEED-UP"
+            ],
+            &rows
+        )
+    );
+
+    let experiment = Experiment {
+        key: "headline-test".into(),
+        variations: 3,
+        weights: None,
+        coverage: 1.0,
+        seed: None,
+        hash_version: 2,
+        namespace: None,
+    };
+    let assigner = Assigner::new(&experiment);
+    let units: Vec<String> = (0..1_000_000).map(|i| format!("user-{i}")).collect();
+    let started = Instant::now();
+    let mut counts = [0usize; 4];
+    for i in 0..args.assignments {
+        let v = assigner.assign(&units[i % units.len()]).map_or(3, |v| v);
+        counts[v] += 1;
+    }
+    let per_s = args.assignments as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "assignments (GrowthBook hash v2, 3 arms, one thread): {:.1} M/s (goal 20 M/s); split {:?}",
+        per_s / 1e6,
+        &counts[..3]
+    );
+    Ok(())
+}

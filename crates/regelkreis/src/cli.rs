@@ -107,6 +107,8 @@ pub enum AuditCommand {
 pub enum BenchCommand {
     /// Event appends per second for SQLite and PostgreSQL, and audit verification speed.
     Store(crate::bench::StoreBenchArgs),
+    /// Bandit regret and decisions/s beside MABWiser; assignments/s.
+    Stats(crate::bench::StatsBenchArgs),
 }
 
 impl Cli {
@@ -131,6 +133,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
         Command::Demo => return crate::demo::run(),
         Command::Bench(BenchCommand::Store(args)) => return crate::bench::store(args),
+        Command::Bench(BenchCommand::Stats(args)) => return crate::bench::stats(args),
         Command::Stats(StatsCommand::Ab) => {
             return crate::stats::run_ab(std::io::stdin().lock(), std::io::stdout().lock())
         }
