@@ -40,6 +40,9 @@ pub enum ApiError {
     /// The request took too long: 408.
     #[error("{0}")]
     Timeout(String),
+    /// The resource exists already, or changed under a concurrent write: 409.
+    #[error("{0}")]
+    Conflict(String),
     /// The store is not reachable: 503.
     #[error("{0}")]
     Unavailable(String),
@@ -63,6 +66,7 @@ impl ApiError {
             ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -81,6 +85,7 @@ impl ApiError {
             ApiError::HeadersTooLarge(_) => "headers_too_large",
             ApiError::Timeout(_) => "timeout",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Conflict(_) => "conflict",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -100,7 +105,10 @@ impl ApiError {
 
     /// Whether the same request may succeed later.
     pub fn retryable(&self) -> bool {
-        matches!(self, ApiError::Timeout(_) | ApiError::Unavailable(_))
+        matches!(
+            self,
+            ApiError::Timeout(_) | ApiError::Unavailable(_) | ApiError::Conflict(_)
+        )
     }
 
     /// An error for a bare status produced below the handlers (a rejection, a layer).
@@ -115,6 +123,7 @@ impl ApiError {
             StatusCode::REQUEST_TIMEOUT => ApiError::Timeout(message),
             StatusCode::UNPROCESSABLE_ENTITY => ApiError::Unprocessable(message),
             StatusCode::SERVICE_UNAVAILABLE => ApiError::Unavailable(message),
+            StatusCode::CONFLICT => ApiError::Conflict(message),
             s if s.is_client_error() => ApiError::BadRequest(message),
             _ => ApiError::Internal(message),
         }
@@ -126,6 +135,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Invalid(m) => ApiError::BadRequest(m),
             StoreError::Pool(_) => ApiError::Unavailable("the store is not reachable".into()),
+            StoreError::Conflict(m) => ApiError::Conflict(m),
             other => ApiError::Internal(other.to_string()),
         }
     }

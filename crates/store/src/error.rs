@@ -26,6 +26,9 @@ pub enum StoreError {
     /// The input breaks a rule of the store (a bad name, a duplicate).
     #[error("{0}")]
     Invalid(String),
+    /// A compare-and-swap write lost to another writer, or a record already exists.
+    #[error("{0}")]
+    Conflict(String),
     /// The store is configured wrongly.
     #[error("{0}")]
     Config(String),

@@ -35,6 +35,25 @@ pub struct Tenant {
     pub created_at: Timestamp,
 }
 
+/// A versioned JSON document of a tenant: experiment definitions, bandit state and other
+/// small records that are read and replaced whole. Writes are compare-and-swap on
+/// `version`, so concurrent writers (threads or replicas) never lose an update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    /// Owner.
+    pub tenant: TenantId,
+    /// What it is (`experiment`, `bandit`, …).
+    pub kind: String,
+    /// Its key within tenant and kind.
+    pub key: String,
+    /// Starts at 1, grows by one per write.
+    pub version: u64,
+    /// JSON text.
+    pub body: String,
+    /// Last write.
+    pub updated_at: Timestamp,
+}
+
 /// Which engine a store runs on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreSpec {
@@ -142,6 +161,29 @@ pub trait Store: Send + Sync {
 
     /// The last seq and hash of a tenant's chain, as recorded at append time.
     fn audit_head(&self, tenant: &TenantId) -> Result<Option<AuditHead>, StoreError>;
+
+    /// One document.
+    fn document(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        key: &str,
+    ) -> Result<Option<Document>, StoreError>;
+
+    /// A tenant's documents of one kind, by key.
+    fn documents(&self, tenant: &TenantId, kind: &str) -> Result<Vec<Document>, StoreError>;
+
+    /// Writes a document if its stored version is `expected` (`None`: it must not exist
+    /// yet). Returns the stored document, or [`StoreError::Conflict`] when another write
+    /// came first.
+    fn put_document(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        key: &str,
+        body: &str,
+        expected: Option<u64>,
+    ) -> Result<Document, StoreError>;
 }
 
 /// Tenant names are 1–64 characters of `a-z`, `0-9`, `-`, `_` and `.`.

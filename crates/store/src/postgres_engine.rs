@@ -7,8 +7,8 @@
 use crate::audit::{next_record, AuditHead, GENESIS};
 use crate::row::{self, AuditRow};
 use crate::{
-    clamp_limit, random_id_bytes, validate_tenant_name, ApiKey, AuditEntry, AuditRecord, Store,
-    StoreError, Tenant,
+    clamp_limit, random_id_bytes, validate_tenant_name, ApiKey, AuditEntry, AuditRecord, Document,
+    Store, StoreError, Tenant,
 };
 use postgres::NoTls;
 use r2d2_postgres::PostgresConnectionManager;
@@ -17,7 +17,10 @@ use std::time::Duration;
 
 type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("sql/postgres_0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("sql/postgres_0001_init.sql")),
+    (2, include_str!("sql/postgres_0002_documents.sql")),
+];
 /// An arbitrary constant naming regelkreis' migration lock.
 const MIGRATION_LOCK: i64 = 0x7265_6765_6c6b;
 
@@ -395,4 +398,85 @@ impl Store for PostgresStore {
             .transpose()?;
         Ok(head.filter(|h| h.seq > 0))
     }
+
+    fn document(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        key: &str,
+    ) -> Result<Option<Document>, StoreError> {
+        let mut conn = self.pool.get()?;
+        conn.query_opt(
+            "SELECT tenant_id, kind, key, version, body, updated_at FROM documents
+             WHERE tenant_id = $1 AND kind = $2 AND key = $3",
+            &[&tenant.as_str(), &kind, &key],
+        )?
+        .map(|r| doc_from(&r))
+        .transpose()
+    }
+
+    fn documents(&self, tenant: &TenantId, kind: &str) -> Result<Vec<Document>, StoreError> {
+        let mut conn = self.pool.get()?;
+        conn.query(
+            "SELECT tenant_id, kind, key, version, body, updated_at FROM documents
+             WHERE tenant_id = $1 AND kind = $2 ORDER BY key",
+            &[&tenant.as_str(), &kind],
+        )?
+        .iter()
+        .map(doc_from)
+        .collect()
+    }
+
+    fn put_document(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        key: &str,
+        body: &str,
+        expected: Option<u64>,
+    ) -> Result<Document, StoreError> {
+        let now = Timestamp::now();
+        let mut conn = self.pool.get()?;
+        let changed = match expected {
+            None => conn.execute(
+                "INSERT INTO documents (tenant_id, kind, key, version, body, updated_at)
+                 VALUES ($1, $2, $3, 1, $4, $5) ON CONFLICT DO NOTHING",
+                &[&tenant.as_str(), &kind, &key, &body, &now.micros()],
+            )?,
+            Some(v) => conn.execute(
+                "UPDATE documents SET version = version + 1, body = $4, updated_at = $5
+                 WHERE tenant_id = $1 AND kind = $2 AND key = $3 AND version = $6",
+                &[
+                    &tenant.as_str(),
+                    &kind,
+                    &key,
+                    &body,
+                    &now.micros(),
+                    &row::seq_i64(v)?,
+                ],
+            )?,
+        };
+        if changed != 1 {
+            return Err(row::conflict(kind, key, expected));
+        }
+        Ok(Document {
+            tenant: tenant.clone(),
+            kind: kind.to_owned(),
+            key: key.to_owned(),
+            version: expected.map_or(1, |v| v + 1),
+            body: body.to_owned(),
+            updated_at: now,
+        })
+    }
+}
+
+fn doc_from(r: &postgres::Row) -> Result<Document, StoreError> {
+    row::document(
+        r.try_get(0)?,
+        r.try_get(1)?,
+        r.try_get(2)?,
+        r.try_get(3)?,
+        r.try_get(4)?,
+        r.try_get(5)?,
+    )
 }

@@ -91,3 +91,31 @@ pub(crate) fn audit(r: AuditRow) -> Result<AuditRecord, StoreError> {
 pub(crate) fn seq_i64(seq: u64) -> Result<i64, StoreError> {
     i64::try_from(seq).map_err(|_| StoreError::Invalid(format!("seq {seq} out of range")))
 }
+
+pub(crate) fn document(
+    tenant_id: String,
+    kind: String,
+    key: String,
+    version: i64,
+    body: String,
+    updated_at: i64,
+) -> Result<crate::Document, StoreError> {
+    Ok(crate::Document {
+        tenant: TenantId::parse(&tenant_id).map_err(|e| StoreError::corrupt("documents", e))?,
+        kind,
+        key,
+        version: u64::try_from(version)
+            .map_err(|_| StoreError::corrupt("documents", "negative version"))?,
+        body,
+        updated_at: Timestamp(updated_at),
+    })
+}
+
+pub(crate) fn conflict(kind: &str, key: &str, expected: Option<u64>) -> StoreError {
+    match expected {
+        None => StoreError::Conflict(format!("{kind} {key:?} already exists")),
+        Some(v) => StoreError::Conflict(format!(
+            "{kind} {key:?} changed since version {v}; read it again"
+        )),
+    }
+}

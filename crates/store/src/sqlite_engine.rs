@@ -8,8 +8,8 @@
 use crate::audit::{next_record, AuditHead};
 use crate::row::{self, AuditRow};
 use crate::{
-    clamp_limit, random_id_bytes, validate_tenant_name, ApiKey, AuditEntry, AuditRecord, Store,
-    StoreError, Tenant,
+    clamp_limit, random_id_bytes, validate_tenant_name, ApiKey, AuditEntry, AuditRecord, Document,
+    Store, StoreError, Tenant,
 };
 use regelkreis_core::{Event, EventId, EventQuery, KeyId, NewEvent, TenantId, Timestamp};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
@@ -17,7 +17,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("sql/sqlite_0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("sql/sqlite_0001_init.sql")),
+    (2, include_str!("sql/sqlite_0002_documents.sql")),
+];
 const READERS: usize = 4;
 
 /// The embedded SQLite engine.
@@ -408,4 +411,91 @@ impl Store for SqliteStore {
         })
         .transpose()
     }
+
+    fn document(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        key: &str,
+    ) -> Result<Option<Document>, StoreError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(
+            "SELECT tenant_id, kind, key, version, body, updated_at FROM documents
+             WHERE tenant_id = ?1 AND kind = ?2 AND key = ?3",
+        )?;
+        let d = stmt
+            .query_row(params![tenant.as_str(), kind, key], doc_row)
+            .optional()?;
+        d.map(|d| row::document(d.0, d.1, d.2, d.3, d.4, d.5))
+            .transpose()
+    }
+
+    fn documents(&self, tenant: &TenantId, kind: &str) -> Result<Vec<Document>, StoreError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(
+            "SELECT tenant_id, kind, key, version, body, updated_at FROM documents
+             WHERE tenant_id = ?1 AND kind = ?2 ORDER BY key",
+        )?;
+        let rows = stmt.query_map(params![tenant.as_str(), kind], doc_row)?;
+        rows.map(|d| {
+            let d = d?;
+            row::document(d.0, d.1, d.2, d.3, d.4, d.5)
+        })
+        .collect()
+    }
+
+    fn put_document(
+        &self,
+        tenant: &TenantId,
+        kind: &str,
+        key: &str,
+        body: &str,
+        expected: Option<u64>,
+    ) -> Result<Document, StoreError> {
+        let now = Timestamp::now();
+        let conn = lock(&self.writer);
+        let changed = match expected {
+            None => conn.execute(
+                "INSERT INTO documents (tenant_id, kind, key, version, body, updated_at)
+                 VALUES (?1, ?2, ?3, 1, ?4, ?5) ON CONFLICT DO NOTHING",
+                params![tenant.as_str(), kind, key, body, now.micros()],
+            )?,
+            Some(v) => conn.execute(
+                "UPDATE documents SET version = version + 1, body = ?4, updated_at = ?5
+                 WHERE tenant_id = ?1 AND kind = ?2 AND key = ?3 AND version = ?6",
+                params![
+                    tenant.as_str(),
+                    kind,
+                    key,
+                    body,
+                    now.micros(),
+                    row::seq_i64(v)?
+                ],
+            )?,
+        };
+        if changed != 1 {
+            return Err(row::conflict(kind, key, expected));
+        }
+        Ok(Document {
+            tenant: tenant.clone(),
+            kind: kind.to_owned(),
+            key: key.to_owned(),
+            version: expected.map_or(1, |v| v + 1),
+            body: body.to_owned(),
+            updated_at: now,
+        })
+    }
+}
+
+type DocRow = (String, String, String, i64, String, i64);
+
+fn doc_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DocRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
 }

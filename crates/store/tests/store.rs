@@ -214,6 +214,80 @@ fn check_store(store: Arc<dyn Store>) {
         vec![101, 102, 103, 104, 105]
     );
     assert_eq!(store.audit_head(&a.id).unwrap().unwrap().seq, 105);
+    // documents: compare-and-swap, per tenant
+    let d = store
+        .put_document(&a.id, "bandit", "hero", "{\"v\":1}", None)
+        .unwrap();
+    assert_eq!(d.version, 1);
+    assert!(matches!(
+        store.put_document(&a.id, "bandit", "hero", "{}", None),
+        Err(StoreError::Conflict(_))
+    ));
+    let d2 = store
+        .put_document(&a.id, "bandit", "hero", "{\"v\":2}", Some(1))
+        .unwrap();
+    assert_eq!(d2.version, 2);
+    assert!(matches!(
+        store.put_document(&a.id, "bandit", "hero", "{\"v\":3}", Some(1)),
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store
+            .document(&a.id, "bandit", "hero")
+            .unwrap()
+            .unwrap()
+            .body,
+        "{\"v\":2}"
+    );
+    assert_eq!(
+        store.document(&b.id, "bandit", "hero").unwrap(),
+        None,
+        "documents are per tenant"
+    );
+    store
+        .put_document(&b.id, "bandit", "hero", "{}", None)
+        .unwrap();
+    store
+        .put_document(&a.id, "bandit", "alpha", "{}", None)
+        .unwrap();
+    let keys: Vec<String> = store
+        .documents(&a.id, "bandit")
+        .unwrap()
+        .into_iter()
+        .map(|d| d.key)
+        .collect();
+    assert_eq!(keys, vec!["alpha", "hero"]);
+    assert!(store.documents(&a.id, "experiment").unwrap().is_empty());
+    // concurrent read-modify-write loses no increment
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            let a = a.clone();
+            std::thread::spawn(move || {
+                for _ in 0..25 {
+                    loop {
+                        let d = store.document(&a.id, "counter", "c").unwrap();
+                        let (n, v) = d.map_or((0, None), |d| {
+                            (d.body.parse::<u64>().unwrap(), Some(d.version))
+                        });
+                        match store.put_document(&a.id, "counter", "c", &(n + 1).to_string(), v) {
+                            Ok(_) => break,
+                            Err(StoreError::Conflict(_)) => continue,
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    assert_eq!(
+        store.document(&a.id, "counter", "c").unwrap().unwrap().body,
+        "100"
+    );
+
     let nobody = store.ensure_tenant("initech").unwrap();
     assert_eq!(store.audit_head(&nobody.id).unwrap(), None);
     assert_eq!(
