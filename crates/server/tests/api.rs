@@ -304,7 +304,10 @@ mod bad_input {
         let h = Harness::new().await;
         let nothing_useful = h.key("acme", &[Scope::KbRead]);
         for r in catalogue() {
-            let path = r.path.replace("{id}", "key_0000000000000000");
+            let path = r
+                .path
+                .replace("{id}", "key_0000000000000000")
+                .replace("{key}", "some-key");
             let body = (r.method == Method::POST).then(|| json!({}));
             let (s, b) = h.call(r.method.clone(), &path, None, body.clone()).await;
             assert_json_error(s, &b, StatusCode::UNAUTHORIZED, "invalid_api_key");
@@ -357,6 +360,19 @@ mod isolation {
             })
             .unwrap();
         let b_key_id = keys::key_id_of(&b).unwrap();
+        let (s, _) = h.call(Method::POST, "/api/experiments", Some(&b), Some(json!({"key": "exp-only-b", "variations": ["control", "globex-secret-variation"]}))).await;
+        assert_eq!(s, StatusCode::CREATED);
+        let (s, _) = h.call(Method::POST, "/api/bandits", Some(&b), Some(json!({"key": "bandit-only-b", "arms": ["x", "globex-secret-arm"], "policy": "thompson"}))).await;
+        assert_eq!(s, StatusCode::CREATED);
+        let b_bandit_untouched = || async {
+            let (_, body) = h
+                .call(Method::GET, "/api/bandits/bandit-only-b", Some(&b), None)
+                .await;
+            assert_eq!(
+                body["arms"][0]["pulls"], 0,
+                "B's bandit was not touched: {body}"
+            );
+        };
 
         for r in catalogue() {
             match (r.method.clone(), r.path) {
@@ -458,6 +474,123 @@ mod isolation {
                         .unwrap()
                         .map_or(0, |h| h.seq);
                     assert_eq!(body["records"], a_records, "A verifies only its own chain");
+                }
+                (Method::POST, "/api/experiments") => {
+                    let (s, _) = h
+                        .call(
+                            Method::POST,
+                            r.path,
+                            Some(&a),
+                            Some(json!({"key": "exp-only-b", "variations": ["a", "b"]})),
+                        )
+                        .await;
+                    assert_eq!(
+                        s,
+                        StatusCode::CREATED,
+                        "keys are per tenant, so A may use the same key"
+                    );
+                    let (_, body) = h
+                        .call(Method::GET, "/api/experiments/exp-only-b", Some(&b), None)
+                        .await;
+                    assert_eq!(
+                        body["variations"][1], "globex-secret-variation",
+                        "B's experiment unchanged"
+                    );
+                }
+                (Method::GET, "/api/experiments") => {
+                    let (s, body) = h.call(Method::GET, r.path, Some(&a), None).await;
+                    assert_eq!(s, StatusCode::OK);
+                    assert!(!body.to_string().contains("globex-secret"), "{body}");
+                }
+                (Method::GET, "/api/experiments/{key}") => {
+                    let (s, body) = h
+                        .call(Method::GET, "/api/experiments/exp-only-b", Some(&a), None)
+                        .await;
+                    assert!(
+                        s == StatusCode::NOT_FOUND || !body.to_string().contains("globex-secret"),
+                        "{body}"
+                    );
+                }
+                (Method::POST, "/api/experiments/{key}/assign") => {
+                    h.call(
+                        Method::POST,
+                        "/api/experiments/exp-only-b/assign",
+                        Some(&a),
+                        Some(json!({"unit": "u1"})),
+                    )
+                    .await;
+                    let globex = h.store.tenant_by_name("globex").unwrap().unwrap();
+                    let mut q = regelkreis_core::EventQuery::for_tenant(globex.id, 1000);
+                    q.type_name = Some("exposure".into());
+                    assert!(
+                        h.store.events(&q).unwrap().is_empty(),
+                        "A's assignment logged no exposure in B"
+                    );
+                }
+                (Method::POST, "/api/experiments/{key}/outcomes") => {
+                    let (s, _) = h
+                        .call(
+                            Method::POST,
+                            "/api/experiments/nothing-here/outcomes",
+                            Some(&a),
+                            Some(json!({"unit": "u", "metric": "m", "value": 1})),
+                        )
+                        .await;
+                    assert_eq!(s, StatusCode::NOT_FOUND);
+                }
+                (Method::GET, "/api/experiments/{key}/results") => {
+                    let (s, body) = h
+                        .call(
+                            Method::GET,
+                            "/api/experiments/exp-only-b/results?metric=revenue",
+                            Some(&a),
+                            None,
+                        )
+                        .await;
+                    assert_eq!(s, StatusCode::OK);
+                    assert!(!body.to_string().contains("globex-secret"), "{body}");
+                }
+                (Method::POST, "/api/bandits") => {
+                    let (s, _) = h.call(Method::POST, r.path, Some(&a), Some(json!({"key": "bandit-only-b", "arms": ["p", "q"], "policy": "ucb1"}))).await;
+                    assert_eq!(s, StatusCode::CREATED);
+                    b_bandit_untouched().await;
+                }
+                (Method::GET, "/api/bandits/{key}") => {
+                    let (s, _) = h
+                        .call(Method::GET, "/api/bandits/only-in-b", Some(&a), None)
+                        .await;
+                    assert_eq!(s, StatusCode::NOT_FOUND);
+                    let (_, body) = h
+                        .call(Method::GET, "/api/bandits/bandit-only-b", Some(&a), None)
+                        .await;
+                    assert!(!body.to_string().contains("globex-secret"), "{body}");
+                }
+                (Method::POST, "/api/bandits/{key}/decide") => {
+                    let (_, body) = h
+                        .call(
+                            Method::POST,
+                            "/api/bandits/bandit-only-b/decide",
+                            Some(&a),
+                            Some(json!({})),
+                        )
+                        .await;
+                    assert!(!body.to_string().contains("globex-secret"), "{body}");
+                }
+                (Method::POST, "/api/bandits/{key}/reward") => {
+                    let (s, _) = h
+                        .call(
+                            Method::POST,
+                            "/api/bandits/bandit-only-b/reward",
+                            Some(&a),
+                            Some(json!({"arm": "globex-secret-arm", "reward": 1})),
+                        )
+                        .await;
+                    assert_eq!(
+                        s,
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "A's bandit has no such arm"
+                    );
+                    b_bandit_untouched().await;
                 }
                 (m, p) => panic!("route {m} {p} has no tenant-isolation case: add one"),
             }
@@ -593,5 +726,210 @@ mod behaviour {
         }
         let _ = &mut rx;
         S(rx)
+    }
+}
+
+mod measurement {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_experiment_assigns_like_the_sdk_logs_exposures_and_reads_out_results() {
+        let h = Harness::new().await;
+        let k = h.key("acme", &[Scope::Stats]);
+        let def = json!({"key": "headline", "variations": ["control", "bold"], "hash_version": 2});
+        let (s, _) = h
+            .call(
+                Method::POST,
+                "/api/experiments",
+                Some(&k),
+                Some(def.clone()),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+        let (s, b) = h
+            .call(Method::POST, "/api/experiments", Some(&k), Some(def))
+            .await;
+        assert_json_error(s, &b, StatusCode::CONFLICT, "conflict");
+        let assigner = regelkreis_measure::assignment::Assigner::new(
+            &regelkreis_measure::assignment::Experiment {
+                key: "headline".into(),
+                variations: 2,
+                weights: None,
+                coverage: 1.0,
+                seed: None,
+                hash_version: 2,
+                namespace: None,
+            },
+        );
+        let mut outcomes = Vec::new();
+        for i in 0..1_000 {
+            let unit = format!("u{i}");
+            let (s, body) = h
+                .call(
+                    Method::POST,
+                    "/api/experiments/headline/assign",
+                    Some(&k),
+                    Some(json!({"unit": unit})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK);
+            let v = body["variation"].as_u64().unwrap() as usize;
+            assert_eq!(Some(v), assigner.assign(&unit), "server and library agree");
+            // bold converts at 30 %, control at 10 %, deterministically by unit number
+            let converts = if v == 1 { i % 10 < 3 } else { i % 10 < 1 };
+            if converts {
+                outcomes.push(json!({"unit": unit, "metric": "signup", "value": 1}));
+            }
+        }
+        let (s, _) = h
+            .call(
+                Method::POST,
+                "/api/experiments/headline/outcomes",
+                Some(&k),
+                Some(Value::Array(outcomes)),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+        let (s, r) = h
+            .call(
+                Method::GET,
+                "/api/experiments/headline/results?metric=signup&kind=binomial",
+                Some(&k),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{r}");
+        let units: u64 = r["variations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["units"].as_u64().unwrap())
+            .sum();
+        assert_eq!(units, 1_000);
+        assert!(r["srm_p_value"].as_f64().unwrap() > 0.001, "{r}");
+        let bold = &r["variations"][1];
+        assert!(bold["lift"]["estimate"].as_f64().unwrap() > 1.0, "{r}");
+        assert!(bold["lift"]["p_value"].as_f64().unwrap() < 0.001);
+        assert!(bold["bayesian"]["chance_to_win"].as_f64().unwrap() > 0.99);
+        let (s, b) = h
+            .call(
+                Method::GET,
+                "/api/experiments/headline/results?metric=signup&kind=median",
+                Some(&k),
+                None,
+            )
+            .await;
+        assert_json_error(s, &b, StatusCode::BAD_REQUEST, "bad_request");
+    }
+
+    #[tokio::test]
+    async fn a_bandit_moves_traffic_to_the_better_arm_and_loses_no_concurrent_reward() {
+        let h = Harness::new().await;
+        let k = h.key("acme", &[Scope::Stats]);
+        let (s, _) = h.call(Method::POST, "/api/bandits", Some(&k), Some(json!({"key": "hero", "arms": ["a", "b", "good"], "policy": "thompson", "min_pulls": 5}))).await;
+        assert_eq!(s, StatusCode::CREATED);
+        let mut rng = regelkreis_measure::rng::Rng::seeded(11);
+        for _ in 0..400 {
+            let (_, d) = h
+                .call(
+                    Method::POST,
+                    "/api/bandits/hero/decide",
+                    Some(&k),
+                    Some(json!({"unit": "u"})),
+                )
+                .await;
+            let arm = d["arm"].as_str().unwrap().to_owned();
+            let p = if arm == "good" { 0.5 } else { 0.05 };
+            let reward = f64::from(u8::from(rng.uniform() < p));
+            let (s, _) = h
+                .call(
+                    Method::POST,
+                    "/api/bandits/hero/reward",
+                    Some(&k),
+                    Some(json!({"arm": arm, "reward": reward})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK);
+        }
+        let (_, state) = h
+            .call(Method::GET, "/api/bandits/hero", Some(&k), None)
+            .await;
+        let pulls: Vec<u64> = state["arms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["pulls"].as_u64().unwrap())
+            .collect();
+        assert_eq!(pulls.iter().sum::<u64>(), 400);
+        assert!(pulls[2] > 250, "the good arm gets most traffic: {pulls:?}");
+        assert!(
+            pulls.iter().all(|&p| p >= 5),
+            "minimum traffic per arm: {pulls:?}"
+        );
+
+        // 8 clients reward at once: compare-and-swap keeps every update
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let app = h.app.clone();
+                let k = k.clone();
+                tokio::spawn(async move {
+                    for _ in 0..25 {
+                        let req = Request::builder()
+                            .method(Method::POST)
+                            .uri("/api/bandits/hero/reward")
+                            .header("authorization", format!("Bearer {k}"))
+                            .header("content-type", "application/json")
+                            .body(Body::from(json!({"arm": "a", "reward": 1}).to_string()))
+                            .unwrap();
+                        let resp = app.clone().oneshot(req).await.unwrap();
+                        assert_eq!(resp.status(), StatusCode::OK);
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let (_, after) = h
+            .call(Method::GET, "/api/bandits/hero", Some(&k), None)
+            .await;
+        assert_eq!(after["arms"][0]["pulls"].as_u64().unwrap(), pulls[0] + 200);
+
+        let (s, _) = h
+            .call(
+                Method::POST,
+                "/api/bandits",
+                Some(&k),
+                Some(json!({"key": "ctx", "arms": ["x", "y"], "policy": "linucb", "dimension": 2})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+        let (s, b) = h
+            .call(
+                Method::POST,
+                "/api/bandits/ctx/decide",
+                Some(&k),
+                Some(json!({"context": [1.0]})),
+            )
+            .await;
+        assert_json_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
+        let (s, _) = h
+            .call(
+                Method::POST,
+                "/api/bandits/ctx/reward",
+                Some(&k),
+                Some(json!({"arm": "y", "reward": 1.0, "context": [0.0, 1.0]})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let (s, b) = h
+            .call(
+                Method::POST,
+                "/api/bandits",
+                Some(&k),
+                Some(json!({"key": "bad", "arms": ["x", "x"], "policy": "thompson"})),
+            )
+            .await;
+        assert_json_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
     }
 }

@@ -3,9 +3,12 @@
 //! front of each, so a route cannot exist without its check.
 
 mod audit;
+mod bandits;
 mod events;
+mod experiments;
 mod keys;
 mod system;
+mod util;
 
 use crate::{auth, layers, AppState};
 use axum::http::Method;
@@ -91,6 +94,66 @@ fn api() -> Vec<ApiRoute> {
             "/api/audit/verify",
             Some(Scope::Admin),
             get(audit::verify),
+        ),
+        route(
+            Method::POST,
+            "/api/experiments",
+            Some(Scope::Stats),
+            post(experiments::create),
+        ),
+        route(
+            Method::GET,
+            "/api/experiments",
+            Some(Scope::Stats),
+            get(experiments::list),
+        ),
+        route(
+            Method::GET,
+            "/api/experiments/{key}",
+            Some(Scope::Stats),
+            get(experiments::get),
+        ),
+        route(
+            Method::POST,
+            "/api/experiments/{key}/assign",
+            Some(Scope::Stats),
+            post(experiments::assign),
+        ),
+        route(
+            Method::POST,
+            "/api/experiments/{key}/outcomes",
+            Some(Scope::Stats),
+            post(experiments::outcomes),
+        ),
+        route(
+            Method::GET,
+            "/api/experiments/{key}/results",
+            Some(Scope::Stats),
+            get(experiments::results),
+        ),
+        route(
+            Method::POST,
+            "/api/bandits",
+            Some(Scope::Stats),
+            post(bandits::create),
+        ),
+        route(
+            Method::GET,
+            "/api/bandits/{key}",
+            Some(Scope::Stats),
+            get(bandits::get),
+        ),
+        route(
+            Method::POST,
+            "/api/bandits/{key}/decide",
+            Some(Scope::Stats),
+            post(bandits::decide),
+        ),
+        route(
+            Method::POST,
+            "/api/bandits/{key}/reward",
+            Some(Scope::Stats),
+            post(bandits::reward),
         ),
     ]
 }
