@@ -192,13 +192,20 @@ async fn demo() -> anyhow::Result<()> {
         println!("{n}");
     }
 
+    let s2 = store.clone();
+    let stats_key = tokio::task::spawn_blocking(move || {
+        create_key(s2.as_ref(), "acme", &["stats".into()], "demo-stats")
+    })
+    .await??;
+    creative_test(&client, &format!("http://{addr}"), &stats_key).await?;
+
     let _ = stop_tx.send(());
     server.await??;
-    println!("\n5. server stopped gracefully; request log flushed");
+    println!("\n7. server stopped gracefully; request log flushed");
     let s = store.clone();
     let (report, events) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let acme = s.tenant_by_name("acme")?.context("tenant acme")?;
-        let events = s.events(&regelkreis_core::EventQuery::for_tenant(acme.id, 10_000))?;
+        let events = s.events(&regelkreis_core::EventQuery::for_tenant(acme.id, 100_000))?;
         Ok((verify_all(s.as_ref())?, events))
     })
     .await??;
@@ -263,4 +270,187 @@ fn truncate(s: &str, n: usize) -> String {
     } else {
         s.chars().take(n).collect::<String>() + "…"
     }
+}
+
+/// A simulated creative test: a Thompson-sampling bandit picks among four headlines for
+/// 2,000 visitors, then an A/B test of control against the bandit's favourite reads out
+/// lift, intervals, p-value and chance to win. All through the HTTP API.
+async fn creative_test(client: &reqwest::Client, base: &str, key: &str) -> anyhow::Result<()> {
+    use regelkreis_measure::rng::Rng;
+    let headlines = [
+        ("control", "Jetzt entdecken", 0.030),
+        ("urgency", "Nur heute: 20 % auf alles", 0.042),
+        ("benefit", "Schneller zum Ziel mit weniger Aufwand", 0.065),
+        ("question", "Schon ausprobiert?", 0.036),
+    ];
+    let post = |path: &str, body: Value| {
+        client
+            .post(format!("{base}{path}"))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+    };
+    let r = post(
+        "/api/bandits",
+        json!({"key": "headline-bandit", "arms": headlines.iter().map(|h| h.0).collect::<Vec<_>>(), "policy": "thompson", "min_pulls": 50}),
+    )
+    .await?;
+    anyhow::ensure!(
+        r.status().is_success(),
+        "creating the bandit: {}",
+        r.text().await?
+    );
+    let mut rng = Rng::seeded(42);
+    let visitors = 3_000;
+    println!(
+        "\n5. creative test: a Thompson-sampling bandit serves 4 headlines to {visitors} visitors"
+    );
+    for i in 0..visitors {
+        let d: Value = post(
+            "/api/bandits/headline-bandit/decide",
+            json!({"unit": format!("visitor-{i}")}),
+        )
+        .await?
+        .json()
+        .await?;
+        let arm = d["arm"].as_str().unwrap_or_default().to_owned();
+        let rate = headlines.iter().find(|h| h.0 == arm).map_or(0.0, |h| h.2);
+        let reward = f64::from(u8::from(rng.uniform() < rate));
+        post(
+            "/api/bandits/headline-bandit/reward",
+            json!({"arm": arm, "reward": reward}),
+        )
+        .await?;
+    }
+    let state: Value = client
+        .get(format!("{base}/api/bandits/headline-bandit"))
+        .bearer_auth(key)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let mut rows = Vec::new();
+    let mut best = ("control", 0u64);
+    for (i, h) in headlines.iter().enumerate() {
+        let arm = &state["arms"][i];
+        let pulls = arm["pulls"].as_u64().unwrap_or(0);
+        if pulls > best.1 {
+            best = (h.0, pulls);
+        }
+        rows.push([
+            h.0.to_owned(),
+            h.1.to_owned(),
+            format!("{:.1} %", h.2 * 100.0),
+            pulls.to_string(),
+            format!("{:.0} %", pulls as f64 / visitors as f64 * 100.0),
+            format!("{:.1} %", arm["mean"].as_f64().unwrap_or(0.0) * 100.0),
+        ]);
+    }
+    print!(
+        "{}",
+        table(
+            &[
+                "ARM",
+                "HEADLINE",
+                "TRUE CTR",
+                "SERVED",
+                "SHARE",
+                "OBSERVED CTR"
+            ],
+            &rows
+        )
+    );
+
+    let users = 6_000;
+    println!(
+        "\n6. A/B test: control against {:?}, {users} users, metric signup",
+        best.0
+    );
+    let r = post(
+        "/api/experiments",
+        json!({"key": "headline-ab", "variations": ["control", best.0]}),
+    )
+    .await?;
+    anyhow::ensure!(
+        r.status().is_success(),
+        "creating the experiment: {}",
+        r.text().await?
+    );
+    let mut outcomes = Vec::new();
+    for i in 0..users {
+        let unit = format!("user-{i}");
+        let a: Value = post("/api/experiments/headline-ab/assign", json!({"unit": unit}))
+            .await?
+            .json()
+            .await?;
+        let name = a["name"].as_str().unwrap_or("control");
+        let rate = headlines.iter().find(|h| h.0 == name).map_or(0.0, |h| h.2);
+        if rng.uniform() < rate {
+            outcomes.push(json!({"unit": unit, "metric": "signup", "value": 1}));
+        }
+    }
+    for chunk in outcomes.chunks(1_000) {
+        post(
+            "/api/experiments/headline-ab/outcomes",
+            Value::Array(chunk.to_vec()),
+        )
+        .await?;
+    }
+    let res: Value = client
+        .get(format!(
+            "{base}/api/experiments/headline-ab/results?metric=signup&kind=binomial"
+        ))
+        .bearer_auth(key)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let mut rows = Vec::new();
+    for v in res["variations"].as_array().into_iter().flatten() {
+        let pct = |x: &Value| {
+            x.as_f64()
+                .map_or("-".to_owned(), |f| format!("{:+.1} %", f * 100.0))
+        };
+        rows.push([
+            v["name"].as_str().unwrap_or("?").to_owned(),
+            v["units"].to_string(),
+            format!("{:.2} %", v["mean"].as_f64().unwrap_or(0.0) * 100.0),
+            pct(&v["lift"]["estimate"]),
+            if v["lift"].is_null() {
+                "-".to_owned()
+            } else {
+                format!(
+                    "[{}, {}]",
+                    pct(&v["lift"]["ci_low"]),
+                    pct(&v["lift"]["ci_high"])
+                )
+            },
+            v["lift"]["p_value"]
+                .as_f64()
+                .map_or("-".to_owned(), |p| format!("{p:.4}")),
+            v["bayesian"]["chance_to_win"]
+                .as_f64()
+                .map_or("-".to_owned(), |p| format!("{:.1} %", p * 100.0)),
+        ]);
+    }
+    print!(
+        "{}",
+        table(
+            &[
+                "VARIATION",
+                "USERS",
+                "SIGNUP RATE",
+                "LIFT",
+                "95 % CI",
+                "P-VALUE",
+                "CHANCE TO WIN"
+            ],
+            &rows
+        )
+    );
+    println!(
+        "   sample-ratio check: p = {:.3} (a split far from 50/50 would show p < 0.001)",
+        res["srm_p_value"].as_f64().unwrap_or(f64::NAN)
+    );
+    Ok(())
 }

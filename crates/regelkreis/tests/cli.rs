@@ -597,3 +597,30 @@ mod stats_ab {
         }
     }
 }
+
+mod demo {
+    use super::*;
+
+    /// The README's first command, as a user runs it.
+    #[test]
+    fn the_demo_runs_end_to_end_on_a_fresh_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = cli(dir.path(), &["demo"], &[]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "stdout: {text}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for expected in [
+            "server listening",
+            "creative test",
+            "CHANCE TO WIN",
+            "sample-ratio check",
+            "audit verify: intact",
+            "done.",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+    }
+}
