@@ -14,7 +14,8 @@ use std::time::Instant;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::LatencyUnit;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -27,7 +28,9 @@ pub(crate) fn wrap(routes: Router, state: AppState) -> Router {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("-");
         tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
-    });
+    })
+    .on_request(())
+    .on_response(DefaultOnResponse::new().level(tracing::Level::INFO).latency_unit(LatencyUnit::Micros));
     routes
         .layer(axum::extract::DefaultBodyLimit::max(
             state.config.body_limit_bytes,
