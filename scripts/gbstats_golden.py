@@ -9,7 +9,7 @@ import math
 import random
 import sys
 
-from gbstats.bayesian.tests import EffectBayesianABTest, EffectBayesianConfig
+from gbstats.bayesian.tests import EffectBayesianABTest, EffectBayesianConfig, GaussianPrior
 from gbstats.frequentist.tests import (
     FrequentistConfig,
     SequentialConfig,
@@ -18,6 +18,7 @@ from gbstats.frequentist.tests import (
 )
 from gbstats.models.statistics import (
     ProportionStatistic,
+    RatioStatistic,
     RegressionAdjustedStatistic,
     SampleMeanStatistic,
     compute_theta,
@@ -111,6 +112,22 @@ def cuped_mean_case():
     return arms
 
 
+def ratio_case():
+    """Revenue per session: numerator and denominator per unit, correlated."""
+    sessions = loguniform(1, 5)
+    value = loguniform(0.5, 80)
+    lift = rng.choice([0, rng.gauss(0, 0.05)])
+    arms = []
+    for j in range(2):
+        n = sample_n()
+        ds, dss, dvar = mean_arm(n, sessions, sessions * rng.uniform(0.2, 1))
+        ms, mss, mvar = mean_arm(n, sessions * value * (1 + lift * j), value * rng.uniform(0.5, 3))
+        rho = rng.uniform(0, 0.95)
+        cross = (n - 1) * rho * math.sqrt(dvar * mvar) + (ms * ds / n if n else 0.0)
+        arms.append({"n": n, "m_sum": ms, "m_sum_squares": mss, "d_sum": ds, "d_sum_squares": dss, "m_d_sum_of_products": cross})
+    return arms
+
+
 def cuped_binomial_case():
     p_pre = loguniform(0.005, 0.5)
     p_post = min(0.95, p_pre * rng.uniform(0.7, 1.4))
@@ -141,6 +158,13 @@ def srm_case():
 
 
 def stat(kind, arm):
+    if kind == "ratio":
+        return RatioStatistic(
+            n=arm["n"],
+            m_statistic=SampleMeanStatistic(n=arm["n"], sum=arm["m_sum"], sum_squares=arm["m_sum_squares"]),
+            d_statistic=SampleMeanStatistic(n=arm["n"], sum=arm["d_sum"], sum_squares=arm["d_sum_squares"]),
+            m_d_sum_of_products=arm["m_d_sum_of_products"],
+        )
     if kind == "mean":
         return SampleMeanStatistic(n=arm["n"], sum=arm["sum"], sum_squares=arm["sum_squares"])
     if kind == "binomial":
@@ -204,17 +228,28 @@ def analyse(inp):
     for diff in ["relative", "absolute"]:
         out[f"ttest_{diff}"] = guarded(lambda: frequentist(TwoSidedTTest(stat(kind, a), stat(kind, b), FrequentistConfig(alpha=alpha, difference_type=diff)).compute_result()))
         out[f"sequential_{diff}"] = guarded(lambda: frequentist(SequentialTwoSidedTTest(stat(kind, a), stat(kind, b), SequentialConfig(alpha=alpha, difference_type=diff, sequential_tuning_parameter=inp["sequential_tuning_parameter"])).compute_result()))
-        out[f"bayesian_{diff}"] = guarded(lambda: bayesian(EffectBayesianABTest(stat(kind, a), stat(kind, b), EffectBayesianConfig(alpha=alpha, difference_type=diff, inverse=inp["inverse"])).compute_result()))
+        prior = inp.get("prior")
+        if prior is None:
+            config = EffectBayesianConfig(alpha=alpha, difference_type=diff, inverse=inp["inverse"])
+        else:
+            config = EffectBayesianConfig(
+                alpha=alpha,
+                difference_type=diff,
+                inverse=inp["inverse"],
+                prior_effect=GaussianPrior(mean=prior["mean"], variance=prior["variance"], proper=prior["proper"]),
+                prior_type=prior["type"],
+            )
+        out[f"bayesian_{diff}"] = guarded(lambda: bayesian(EffectBayesianABTest(stat(kind, a), stat(kind, b), config).compute_result()))
     if kind.startswith("cuped"):
         out["cuped_theta"] = compute_theta(stat(kind, a), stat(kind, b))
     return out
 
 
 def main():
-    makers = {"mean": mean_case, "binomial": binomial_case, "cuped_mean": cuped_mean_case, "cuped_binomial": cuped_binomial_case}
+    makers = {"mean": mean_case, "binomial": binomial_case, "cuped_mean": cuped_mean_case, "cuped_binomial": cuped_binomial_case, "ratio": ratio_case}
     with open(OUT, "w") as f:
         for i in range(N_CASES):
-            kind = rng.choice(["mean", "binomial", "cuped_mean", "cuped_binomial", "srm"])
+            kind = rng.choice(["mean", "binomial", "cuped_mean", "cuped_binomial", "ratio", "srm"])
             if kind == "srm":
                 counts, weights = srm_case()
                 inp = {"id": f"case-{i}", "kind": "srm", "counts": counts, "weights": weights}
@@ -230,6 +265,13 @@ def main():
                     "control": control,
                     "treatment": treatment,
                 }
+                if rng.random() < 0.3:
+                    inp["prior"] = {
+                        "mean": rng.gauss(0, 0.1),
+                        "variance": loguniform(0.001, 1),
+                        "proper": rng.random() < 0.9,
+                        "type": rng.choice(["relative", "absolute"]),
+                    }
                 out = analyse(inp)
             f.write(json.dumps({"input": inp, "output": out}, allow_nan=False, separators=(",", ":")) + "\n")
 

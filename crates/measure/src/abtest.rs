@@ -48,6 +48,18 @@ pub enum Statistic {
         /// Conversions.
         sum: f64,
     },
+    /// A ratio metric (e.g. revenue per session) by the delta method: numerator and
+    /// denominator per unit and their cross sum.
+    Ratio {
+        /// Units.
+        n: u64,
+        /// The numerator.
+        numerator: Box<Statistic>,
+        /// The denominator.
+        denominator: Box<Statistic>,
+        /// Σ numerator·denominator.
+        cross_sum: f64,
+    },
     /// CUPED: the metric regressed on its pre-period value with coefficient `theta`.
     RegressionAdjusted {
         /// Units.
@@ -69,6 +81,7 @@ impl Statistic {
         match self {
             Statistic::Mean { n, .. }
             | Statistic::Proportion { n, .. }
+            | Statistic::Ratio { n, .. }
             | Statistic::RegressionAdjusted { n, .. } => *n,
         }
     }
@@ -81,6 +94,7 @@ impl Statistic {
         match self {
             Statistic::Mean { sum, .. } | Statistic::Proportion { sum, .. } => *sum,
             Statistic::RegressionAdjusted { post, .. } => post.sum(),
+            Statistic::Ratio { numerator, .. } => numerator.sum(),
         }
     }
 
@@ -97,6 +111,17 @@ impl Statistic {
             Statistic::RegressionAdjusted {
                 post, pre, theta, ..
             } => post.mean() - theta * pre.mean(),
+            Statistic::Ratio {
+                numerator,
+                denominator,
+                ..
+            } => {
+                if denominator.sum() == 0.0 {
+                    0.0
+                } else {
+                    numerator.sum() / denominator.sum()
+                }
+            }
         }
     }
 
@@ -141,6 +166,20 @@ impl Statistic {
                         - 2.0 * theta * self.covariance()
                 }
             }
+            Statistic::Ratio {
+                n,
+                numerator: m,
+                denominator: d,
+                ..
+            } => {
+                let dm = d.mean();
+                if dm == 0.0 || *n <= 1 {
+                    0.0
+                } else {
+                    m.variance() / (dm * dm) - 2.0 * self.covariance() * m.mean() / dm.powi(3)
+                        + m.mean() * m.mean() * d.variance() / dm.powi(4)
+                }
+            }
         }
     }
 
@@ -148,13 +187,19 @@ impl Statistic {
         match self {
             Statistic::RegressionAdjusted {
                 n,
-                post,
-                pre,
+                post: a,
+                pre: b,
                 cross_sum,
                 ..
+            }
+            | Statistic::Ratio {
+                n,
+                numerator: a,
+                denominator: b,
+                cross_sum,
             } if *n > 1 => {
                 let nf = *n as f64;
-                (cross_sum - post.sum() * pre.sum() / nf) / (nf - 1.0)
+                (cross_sum - a.sum() * b.sum() / nf) / (nf - 1.0)
             }
             _ => 0.0,
         }

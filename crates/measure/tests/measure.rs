@@ -177,7 +177,10 @@ mod off_policy {
     use regelkreis_measure::ope::{doubly_robust, ips, snips, LoggedRound};
     use serde_json::Value;
 
-    const OBD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/bandits/obd");
+    const OBD: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/data/bandits/obd"
+    );
     const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/obp_ope.json");
 
     /// The log as obp reads it: action = item_id, position 0-based, reward = click.
@@ -186,7 +189,12 @@ mod off_policy {
         let mut lines = text.lines();
         let header: Vec<&str> = lines.next().unwrap().split(',').collect();
         let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
-        let (item, pos, click, ps) = (col("item_id"), col("position"), col("click"), col("propensity_score"));
+        let (item, pos, click, ps) = (
+            col("item_id"),
+            col("position"),
+            col("click"),
+            col("propensity_score"),
+        );
         lines
             .map(|l| {
                 let f: Vec<&str> = l.split(',').collect();
@@ -203,7 +211,17 @@ mod off_policy {
     }
 
     fn matrix(v: &Value) -> Vec<Vec<f64>> {
-        v.as_array().unwrap().iter().map(|r| r.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()).collect()
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                r.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap())
+                    .collect()
+            })
+            .collect()
     }
 
     fn close(a: f64, b: f64) -> bool {
@@ -214,26 +232,40 @@ mod off_policy {
     /// for the uniform policy and obp's production Bernoulli TS, from both logs.
     #[test]
     fn estimates_match_obp_on_the_open_bandit_dataset() {
-        let golden: Value = serde_json::from_str(&std::fs::read_to_string(GOLDEN).unwrap()).unwrap();
+        let golden: Value =
+            serde_json::from_str(&std::fs::read_to_string(GOLDEN).unwrap()).unwrap();
         for behavior in ["random", "bts"] {
             let log = &golden["logs"][behavior];
             let rows = load(behavior);
             assert_eq!(rows.len(), 10_000);
             let q = matrix(&log["q_hat"]);
             let rounds: Vec<LoggedRound> = rows.iter().map(|r| r.0).collect();
-            let q_hat: Vec<Vec<f64>> = rows.iter().map(|(_, p)| q.iter().map(|a| a[*p]).collect()).collect();
+            let q_hat: Vec<Vec<f64>> = rows
+                .iter()
+                .map(|(_, p)| q.iter().map(|a| a[*p]).collect())
+                .collect();
             for policy in ["uniform", "bts"] {
                 let e = &log["estimates"][policy];
                 let dist = matrix(&e["action_dist"]);
-                let target: Vec<Vec<f64>> = rows.iter().map(|(_, p)| dist.iter().map(|a| a[*p]).collect()).collect();
+                let target: Vec<Vec<f64>> = rows
+                    .iter()
+                    .map(|(_, p)| dist.iter().map(|a| a[*p]).collect())
+                    .collect();
                 let ours = [
                     ips(&rounds, &target).unwrap(),
                     snips(&rounds, &target).unwrap(),
                     doubly_robust(&rounds, &target, &q_hat).unwrap(),
                 ];
-                let theirs = [e["ips"].as_f64().unwrap(), e["snips"].as_f64().unwrap(), e["dr"].as_f64().unwrap()];
+                let theirs = [
+                    e["ips"].as_f64().unwrap(),
+                    e["snips"].as_f64().unwrap(),
+                    e["dr"].as_f64().unwrap(),
+                ];
                 for (name, (o, t)) in ["ips", "snips", "dr"].iter().zip(ours.iter().zip(&theirs)) {
-                    assert!(close(*o, *t), "{behavior} log, {policy} policy, {name}: ours {o}, obp {t}");
+                    assert!(
+                        close(*o, *t),
+                        "{behavior} log, {policy} policy, {name}: ours {o}, obp {t}"
+                    );
                 }
             }
         }

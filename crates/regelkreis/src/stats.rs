@@ -4,7 +4,7 @@
 
 use regelkreis_measure::abtest::{
     bayesian_test, prepare, sequential_ttest, srm_p_value, ttest, BayesianConfig, BayesianResult,
-    Difference, FrequentistResult, Statistic,
+    Difference, FrequentistResult, GaussianPrior, PriorScale, Statistic,
 };
 use serde_json::{json, Map, Value};
 use std::io::{BufRead, Write};
@@ -101,6 +101,12 @@ fn arm(kind: &str, v: &Value, which: &str) -> Result<Statistic, String> {
             cross_sum: num(v, "cross_sum").map_err(e)?,
             theta: 0.0,
         },
+        "ratio" => Statistic::Ratio {
+            n,
+            numerator: Box::new(mean("m_sum", "m_sum_squares")?),
+            denominator: Box::new(mean("d_sum", "d_sum_squares")?),
+            cross_sum: num(v, "m_d_sum_of_products").map_err(e)?,
+        },
         "cuped_binomial" => Statistic::RegressionAdjusted {
             n,
             post: Box::new(proportion("conversions")?),
@@ -184,10 +190,12 @@ fn analyse(v: &Value) -> Result<Map<String, Value>, String> {
         "treatment",
     )?;
     let (a, b, theta) = prepare(&control, &treatment);
+    let (prior, prior_scale) = prior_of(v)?;
     let config = BayesianConfig {
         alpha,
         inverse,
-        ..BayesianConfig::default()
+        prior,
+        prior_scale,
     };
     for (name, d) in [
         ("relative", Difference::Relative),
@@ -210,4 +218,39 @@ fn analyse(v: &Value) -> Result<Map<String, Value>, String> {
         out.insert("cuped_theta".into(), json!(theta));
     }
     Ok(out)
+}
+
+/// An optional `"prior": {"mean", "variance", "proper", "type": "relative"|"absolute"}`;
+/// without it the Bayesian test uses gbstats' default flat prior.
+fn prior_of(v: &Value) -> Result<(GaussianPrior, PriorScale), String> {
+    let Some(p) = v.get("prior").filter(|p| !p.is_null()) else {
+        return Ok((GaussianPrior::default(), PriorScale::Relative));
+    };
+    let mean = opt_num(p, "mean", 0.0)?;
+    let variance = opt_num(p, "variance", 1.0)?;
+    if variance <= 0.0 {
+        return Err("prior variance must be positive".into());
+    }
+    let proper = match p.get("proper") {
+        None | Some(Value::Null) => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err("prior.proper must be a boolean".into()),
+    };
+    let scale = match p.get("type").and_then(Value::as_str) {
+        None | Some("relative") => PriorScale::Relative,
+        Some("absolute") => PriorScale::Absolute,
+        Some(other) => {
+            return Err(format!(
+                "prior.type must be relative or absolute, not {other:?}"
+            ))
+        }
+    };
+    Ok((
+        GaussianPrior {
+            mean,
+            variance,
+            proper,
+        },
+        scale,
+    ))
 }
