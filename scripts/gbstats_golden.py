@@ -18,6 +18,7 @@ from gbstats.frequentist.tests import (
 )
 from gbstats.models.statistics import (
     ProportionStatistic,
+    QuantileStatistic,
     RatioStatistic,
     RegressionAdjustedStatistic,
     SampleMeanStatistic,
@@ -72,6 +73,7 @@ def mean_case():
 
 
 def binomial_count(n, p):
+    p = min(max(p, 0.0), 0.99)
     if n == 0:
         return 0
     c = round(n * p + rng.gauss(0, 1) * math.sqrt(n * p * (1 - p)))
@@ -128,6 +130,24 @@ def ratio_case():
     return arms
 
 
+def quantile_case():
+    """A quantile of a skewed metric with its 95 % interval, as GrowthBook's SQL computes it."""
+    nu = rng.choice([0.5, 0.9, 0.95, 0.99, rng.uniform(0.05, 0.99)])
+    base = loguniform(1, 500)
+    lift = rng.choice([0, rng.gauss(0, 0.05)])
+    arms = []
+    for j in range(2):
+        n = sample_n() if rng.random() < 0.9 else rng.randint(2, 200)
+        q = base * (1 + lift * j) * math.exp(rng.gauss(0, 0.02))
+        half = base * loguniform(0.5, 5) * math.sqrt(nu * (1 - nu) / max(n, 1))
+        lower, upper = q - half * rng.uniform(0.7, 1.3), q + half * rng.uniform(0.7, 1.3)
+        if rng.random() < 0.03:
+            lower = upper = q
+        n_star = max(1, int(n * rng.uniform(0.9, 1.0)))
+        arms.append({"n": n, "n_star": n_star, "nu": nu, "quantile_hat": q, "quantile_lower": lower, "quantile_upper": upper})
+    return arms
+
+
 def cuped_binomial_case():
     p_pre = loguniform(0.005, 0.5)
     p_post = min(0.95, p_pre * rng.uniform(0.7, 1.4))
@@ -158,6 +178,11 @@ def srm_case():
 
 
 def stat(kind, arm):
+    if kind == "quantile":
+        return QuantileStatistic(
+            n=arm["n"], n_star=arm["n_star"], nu=arm["nu"], quantile_hat=arm["quantile_hat"],
+            quantile_lower=arm["quantile_lower"], quantile_upper=arm["quantile_upper"],
+        )
     if kind == "ratio":
         return RatioStatistic(
             n=arm["n"],
@@ -246,10 +271,10 @@ def analyse(inp):
 
 
 def main():
-    makers = {"mean": mean_case, "binomial": binomial_case, "cuped_mean": cuped_mean_case, "cuped_binomial": cuped_binomial_case, "ratio": ratio_case}
+    makers = {"mean": mean_case, "binomial": binomial_case, "cuped_mean": cuped_mean_case, "cuped_binomial": cuped_binomial_case, "ratio": ratio_case, "quantile": quantile_case}
     with open(OUT, "w") as f:
         for i in range(N_CASES):
-            kind = rng.choice(["mean", "binomial", "cuped_mean", "cuped_binomial", "ratio", "srm"])
+            kind = rng.choice(["mean", "binomial", "cuped_mean", "cuped_binomial", "ratio", "quantile", "srm"])
             if kind == "srm":
                 counts, weights = srm_case()
                 inp = {"id": f"case-{i}", "kind": "srm", "counts": counts, "weights": weights}

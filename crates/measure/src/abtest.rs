@@ -60,6 +60,22 @@ pub enum Statistic {
         /// Σ numerator·denominator.
         cross_sum: f64,
     },
+    /// A quantile metric (e.g. the 90th percentile of order value), from the sample
+    /// quantile and the bounds of its 95 % interval computed over `n_star` units.
+    Quantile {
+        /// Units (events) observed.
+        n: u64,
+        /// Sample size the bounds were computed with.
+        n_star: u64,
+        /// The quantile level in (0, 1).
+        nu: f64,
+        /// The sample quantile.
+        estimate: f64,
+        /// Lower bound of its 95 % interval.
+        lower: f64,
+        /// Upper bound of its 95 % interval.
+        upper: f64,
+    },
     /// CUPED: the metric regressed on its pre-period value with coefficient `theta`.
     RegressionAdjusted {
         /// Units.
@@ -82,6 +98,7 @@ impl Statistic {
             Statistic::Mean { n, .. }
             | Statistic::Proportion { n, .. }
             | Statistic::Ratio { n, .. }
+            | Statistic::Quantile { n, .. }
             | Statistic::RegressionAdjusted { n, .. } => *n,
         }
     }
@@ -95,6 +112,7 @@ impl Statistic {
             Statistic::Mean { sum, .. } | Statistic::Proportion { sum, .. } => *sum,
             Statistic::RegressionAdjusted { post, .. } => post.sum(),
             Statistic::Ratio { numerator, .. } => numerator.sum(),
+            Statistic::Quantile { estimate, n, .. } => estimate * *n as f64,
         }
     }
 
@@ -122,6 +140,7 @@ impl Statistic {
                     numerator.sum() / denominator.sum()
                 }
             }
+            Statistic::Quantile { estimate, .. } => *estimate,
         }
     }
 
@@ -180,6 +199,33 @@ impl Statistic {
                         + m.mean() * m.mean() * d.variance() / dm.powi(4)
                 }
             }
+            Statistic::Quantile { n, .. } => {
+                let v = self.quantile_variance_init();
+                if *n < 100 {
+                    v
+                } else {
+                    v.max(1e-5)
+                }
+            }
+        }
+    }
+
+    /// The variance implied by the quantile's interval, before the floor gbstats applies.
+    fn quantile_variance_init(&self) -> f64 {
+        match self {
+            Statistic::Quantile {
+                n,
+                n_star,
+                lower,
+                upper,
+                ..
+            } if *n > 1 => {
+                let nf = *n as f64;
+                let den = 2.0 * norm_ppf(0.975);
+                let w = (upper - lower) / den;
+                (*n_star as f64 / nf) * (nf - 1.0) * w * w
+            }
+            _ => 0.0,
         }
     }
 
@@ -206,6 +252,15 @@ impl Statistic {
     }
 
     fn has_zero_variance(&self) -> bool {
+        if let Statistic::Quantile { n, nu, .. } = self {
+            // too few events for the interval to stay inside the data
+            let m2 = norm_ppf(0.975).powi(2);
+            let nf = *n as f64;
+            if nf <= m2 * nu / (1.0 - nu) || nf <= m2 * (1.0 - nu) / nu {
+                return true;
+            }
+            return self.quantile_variance_init() <= 0.0 && *n < 1000;
+        }
         self.variance() <= 0.0
     }
 }

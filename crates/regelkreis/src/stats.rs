@@ -101,6 +101,21 @@ fn arm(kind: &str, v: &Value, which: &str) -> Result<Statistic, String> {
             cross_sum: num(v, "cross_sum").map_err(e)?,
             theta: 0.0,
         },
+        "quantile" => Statistic::Quantile {
+            n,
+            n_star: units(&json!({"n": v.get("n_star").cloned().unwrap_or(Value::Null)}))
+                .map_err(|m| e(m.replace("n must", "n_star must")))?,
+            nu: {
+                let nu = num(v, "nu").map_err(e)?;
+                if !(nu > 0.0 && nu < 1.0) {
+                    return Err(e("nu must be in (0, 1)".into()));
+                }
+                nu
+            },
+            estimate: num(v, "quantile_hat").map_err(e)?,
+            lower: num(v, "quantile_lower").map_err(e)?,
+            upper: num(v, "quantile_upper").map_err(e)?,
+        },
         "ratio" => Statistic::Ratio {
             n,
             numerator: Box::new(mean("m_sum", "m_sum_squares")?),
