@@ -1,7 +1,7 @@
 """Writes golden outputs of GrowthBook's stats engine (gbstats 0.8.0) for randomized
 A/B-test inputs, in the line format of `regelkreis stats ab`.
 
-Run through scripts/gbstats_golden.sh, which installs gbstats into a virtualenv.
+Run through scripts/stats_golden.sh, which installs gbstats into a virtualenv.
 Output: crates/measure/tests/golden/gbstats_ab.jsonl, one {"input", "output"} per line.
 """
 import json

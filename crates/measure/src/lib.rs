@@ -10,6 +10,9 @@
 pub mod abtest;
 pub mod assignment;
 pub mod bandit;
+pub mod multiple;
 pub mod ope;
+pub mod power;
 pub mod rng;
 pub mod special;
+pub mod srm;

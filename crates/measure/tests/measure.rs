@@ -171,6 +171,31 @@ mod peeking {
             "peeking should inflate the naive test: {naive_rate}"
         );
     }
+
+    /// The sequential SRM test checked after every batch of an honest 50/50 split raises a
+    /// false alarm in at most 5 % of experiments.
+    #[test]
+    fn sequential_srm_keeps_its_false_alarm_rate_under_continuous_monitoring() {
+        use regelkreis_measure::srm::SequentialSrm;
+        let mut rng = Rng(99);
+        let experiments = 400;
+        let mut alarms = 0;
+        for _ in 0..experiments {
+            let mut test = SequentialSrm::new(&[0.5, 0.5], 10_000.0);
+            let mut alarm = false;
+            for _ in 0..50 {
+                let mut counts = [0.0, 0.0];
+                for _ in 0..200 {
+                    counts[usize::from(rng.next() < 0.5)] += 1.0;
+                }
+                alarm |= test.update(&counts) < 0.05;
+            }
+            alarms += usize::from(alarm);
+        }
+        let rate = alarms as f64 / experiments as f64;
+        eprintln!("sequential SRM false alarms under monitoring: {rate:.3}");
+        assert!(rate <= 0.05, "{rate}");
+    }
 }
 
 mod off_policy {
@@ -269,5 +294,81 @@ mod off_policy {
                 }
             }
         }
+    }
+}
+
+mod references {
+    use regelkreis_measure::multiple::{benjamini_hochberg, holm};
+    use regelkreis_measure::srm::SequentialSrm;
+    use serde_json::Value;
+
+    const GOLDEN: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/golden/multitest_ssrm.json"
+    );
+
+    fn floats(v: &Value) -> Vec<f64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    }
+
+    fn golden() -> Value {
+        serde_json::from_str(&std::fs::read_to_string(GOLDEN).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn holm_and_benjamini_hochberg_match_statsmodels() {
+        let g = golden();
+        let cases = g["multipletests"].as_array().unwrap();
+        assert!(cases.len() >= 500);
+        for c in cases {
+            let p = floats(&c["p"]);
+            for (ours, theirs) in [
+                (holm(&p), floats(&c["holm"])),
+                (benjamini_hochberg(&p), floats(&c["fdr_bh"])),
+            ] {
+                for (o, t) in ours.iter().zip(&theirs) {
+                    assert!(
+                        (o - t).abs() <= 1e-12 * t.abs().max(1e-300),
+                        "{p:?}: ours {ours:?}, statsmodels {theirs:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Always-valid SRM p-values agree with ssrm-test after every batch. Its log Bayes
+    /// factors are sums of log-gamma terms of arguments up to ~10⁶, so both sides carry
+    /// rounding of ~1e-9 in the exponent; 1e-7 relative leaves room for that and nothing
+    /// else.
+    #[test]
+    fn sequential_srm_matches_ssrm_test() {
+        let g = golden();
+        let cases = g["ssrm"].as_array().unwrap();
+        assert!(cases.len() >= 200);
+        let mut flagged = 0;
+        for c in cases {
+            let mut test = SequentialSrm::new(&floats(&c["null"]), 10_000.0);
+            for (batch, expected) in c["batches"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .zip(floats(&c["p_values"]))
+            {
+                let p = test.update(&floats(batch));
+                assert!(
+                    (p - expected).abs() <= 1e-7 * expected.abs().max(1e-300),
+                    "ours {p}, ssrm-test {expected}"
+                );
+            }
+            flagged += usize::from(test.p_value() < 0.05);
+        }
+        assert!(
+            flagged > 10,
+            "some generated splits are skewed enough to flag"
+        );
     }
 }

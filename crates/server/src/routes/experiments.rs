@@ -13,6 +13,7 @@ use regelkreis_measure::abtest::{
     Statistic,
 };
 use regelkreis_measure::assignment::{Assigner, Experiment, Namespace};
+use regelkreis_measure::multiple::holm;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -379,6 +380,15 @@ pub(super) async fn results(
             });
         }
         variations.push(row);
+    }
+    // Holm's correction across the treatment variations
+    let raw: Vec<f64> = variations
+        .iter()
+        .skip(1)
+        .map(|v| v["lift"]["p_value"].as_f64().unwrap_or(1.0))
+        .collect();
+    for (v, adjusted) in variations.iter_mut().skip(1).zip(holm(&raw)) {
+        v["lift"]["p_value_holm"] = json!(adjusted);
     }
     Ok(Json(json!({
         "experiment": def.key,
