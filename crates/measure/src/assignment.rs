@@ -158,6 +158,24 @@ pub struct Experiment {
     pub hash_version: u32,
     /// Mutual exclusion with other experiments.
     pub namespace: Option<Namespace>,
+    /// A global holdout: units in it see no experiment, so the combined effect of all
+    /// experiments can be measured against them.
+    pub holdout: Option<Holdout>,
+}
+
+/// A share of all units kept out of every experiment that names this holdout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Holdout {
+    /// Its id; every experiment naming it excludes the same units.
+    pub id: String,
+    /// Share of units held out, `[0, 1]`.
+    pub share: f64,
+}
+
+/// Whether a unit belongs to a holdout (hash version 2 over `__holdout_<id>`).
+pub fn in_holdout(unit: &str, holdout: &Holdout) -> bool {
+    let seed = format!("__holdout_{}", holdout.id);
+    hash(&seed, unit, 2).is_some_and(|n| n < holdout.share)
 }
 
 impl Experiment {
@@ -177,6 +195,7 @@ pub struct Assigner {
     hash_version: u32,
     ranges: Vec<(f64, f64)>,
     namespace: Option<(String, f64, f64)>,
+    holdout: Option<(String, f64)>,
 }
 
 impl Assigner {
@@ -197,11 +216,20 @@ impl Assigner {
                 .namespace
                 .as_ref()
                 .map(|ns| (format!("__{}", ns.id), ns.start, ns.end)),
+            holdout: e
+                .holdout
+                .as_ref()
+                .map(|h| (format!("__holdout_{}", h.id), h.share)),
         }
     }
 
     /// Which variation a unit sees, or `None` when it is not in the experiment.
     pub fn assign(&self, unit: &str) -> Option<usize> {
+        if let Some((seed, share)) = &self.holdout {
+            if hash(seed, unit, 2)? < *share {
+                return None;
+            }
+        }
         if let Some((seed, start, end)) = &self.namespace {
             let n = hash(seed, unit, 1)?;
             if !(n >= *start && n < *end) {
@@ -253,6 +281,7 @@ mod tests {
                     start: 0.1,
                     end: 0.9,
                 }),
+                holdout: None,
             };
             let ranges = bucket_ranges(3, 0.8, Some(&[0.5, 0.25, 0.25]));
             let a = Assigner::new(&e);
@@ -273,6 +302,34 @@ mod tests {
     }
 
     #[test]
+    fn a_holdout_keeps_the_same_units_out_of_every_experiment() {
+        let holdout = Holdout {
+            id: "q4".into(),
+            share: 0.1,
+        };
+        let exp = |key: &str| Experiment {
+            key: key.into(),
+            variations: 2,
+            weights: None,
+            coverage: 1.0,
+            seed: None,
+            hash_version: 2,
+            namespace: None,
+            holdout: Some(holdout.clone()),
+        };
+        let (a, b) = (Assigner::new(&exp("one")), Assigner::new(&exp("two")));
+        let mut held = 0;
+        for i in 0..20_000 {
+            let unit = format!("user-{i}");
+            let out = in_holdout(&unit, &holdout);
+            assert_eq!(a.assign(&unit).is_none(), out);
+            assert_eq!(b.assign(&unit).is_none(), out);
+            held += usize::from(out);
+        }
+        assert!((held as f64 / 20_000.0 - 0.1).abs() < 0.01, "{held}");
+    }
+
+    #[test]
     fn assignment_is_stable_and_follows_weights() {
         let e = Experiment {
             key: "headline".into(),
@@ -282,6 +339,7 @@ mod tests {
             seed: None,
             hash_version: 2,
             namespace: None,
+            holdout: None,
         };
         let mut counts = [0usize; 2];
         for i in 0..20_000 {

@@ -334,15 +334,26 @@ pub fn stats(args: &StatsBenchArgs) -> anyhow::Result<()> {
         "Bernoulli bandit: 10 arms, rates 0.010-0.050, {} steps, seeds {}",
         args.steps, args.seeds
     );
-    let rows: Vec<[String; 6]> = ours
+    let rows: Vec<[String; 7]> = ours
         .iter()
         .map(|(name, f)| {
             let (m, sd) = mean_sd(&f.regrets);
             let r = reference.as_ref().map(|r| &r[*name]);
-            let (rm, rsd) = r
+            let theirs: Vec<f64> = r
                 .and_then(|r| r["regret"].as_array())
-                .map(|a| mean_sd(&a.iter().filter_map(|x| x.as_f64()).collect::<Vec<_>>()))
-                .unwrap_or((f64::NAN, f64::NAN));
+                .map(|a| a.iter().filter_map(|x| x.as_f64()).collect())
+                .unwrap_or_default();
+            let (rm, rsd) = if theirs.is_empty() {
+                (f64::NAN, f64::NAN)
+            } else {
+                mean_sd(&theirs)
+            };
+            // Welch interval of the difference in mean regret
+            let (n1, n2) = (f.regrets.len() as f64, theirs.len() as f64);
+            let (v1, v2) = (sd * sd / n1, rsd * rsd / n2);
+            let dof = (v1 + v2).powi(2) / (v1 * v1 / (n1 - 1.0) + v2 * v2 / (n2 - 1.0));
+            let half = regelkreis_measure::special::t_ppf(0.975, dof) * (v1 + v2).sqrt();
+            let diff = m - rm;
             let rdps = r
                 .and_then(|r| r["decisions_per_s"].as_f64())
                 .unwrap_or(f64::NAN);
@@ -365,6 +376,11 @@ pub fn stats(args: &StatsBenchArgs) -> anyhow::Result<()> {
                 } else {
                     format!("{:.0}x", f.decisions_per_s / rdps)
                 },
+                if diff.is_nan() || half.is_nan() {
+                    "-".into()
+                } else {
+                    format!("{diff:+.1} [{:+.1}, {:+.1}]", diff - half, diff + half)
+                },
             ]
         })
         .collect();
@@ -377,7 +393,8 @@ pub fn stats(args: &StatsBenchArgs) -> anyhow::Result<()> {
                 "REGRET (MABWISER)",
                 "DECISIONS/S (OURS)",
                 "DECISIONS/S (MABWISER)",
-                "SPEED-UP"
+                "SPEED-UP",
+                "REGRET DIFF (95 % CI)"
             ],
             &rows
         )
@@ -391,6 +408,7 @@ pub fn stats(args: &StatsBenchArgs) -> anyhow::Result<()> {
         seed: None,
         hash_version: 2,
         namespace: None,
+        holdout: None,
     };
     let assigner = Assigner::new(&experiment);
     let units: Vec<String> = (0..1_000_000).map(|i| format!("user-{i}")).collect();

@@ -759,6 +759,7 @@ mod measurement {
                 seed: None,
                 hash_version: 2,
                 namespace: None,
+                holdout: None,
             },
         );
         let mut outcomes = Vec::new();

@@ -12,7 +12,7 @@ use regelkreis_measure::abtest::{
     bayesian_test, prepare, sequential_ttest, srm_p_value, ttest, BayesianConfig, Difference,
     Statistic,
 };
-use regelkreis_measure::assignment::{Assigner, Experiment, Namespace};
+use regelkreis_measure::assignment::{Assigner, Experiment, Holdout, Namespace};
 use regelkreis_measure::multiple::holm;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -37,6 +37,15 @@ pub(super) struct ExperimentDef {
     seed: Option<String>,
     #[serde(default)]
     namespace: Option<NamespaceDef>,
+    #[serde(default)]
+    holdout: Option<HoldoutDef>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoldoutDef {
+    id: String,
+    share: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -81,6 +90,13 @@ impl ExperimentDef {
                 "hash_version must be 1 or 2".into(),
             ));
         }
+        if let Some(h) = &self.holdout {
+            if !(0.0..=1.0).contains(&h.share) || h.id.is_empty() {
+                return Err(ApiError::Unprocessable(
+                    "holdout needs an id and a share in [0, 1]".into(),
+                ));
+            }
+        }
         if let Some(ns) = &self.namespace {
             if !(0.0..=1.0).contains(&ns.start) || !(ns.start..=1.0).contains(&ns.end) {
                 return Err(ApiError::Unprocessable(
@@ -103,6 +119,10 @@ impl ExperimentDef {
                 id: n.id.clone(),
                 start: n.start,
                 end: n.end,
+            }),
+            holdout: self.holdout.as_ref().map(|h| Holdout {
+                id: h.id.clone(),
+                share: h.share,
             }),
         })
     }
