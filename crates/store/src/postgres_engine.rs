@@ -456,17 +456,7 @@ impl Store for PostgresStore {
                 ],
             )?,
         };
-        if changed != 1 {
-            return Err(row::conflict(kind, key, expected));
-        }
-        Ok(Document {
-            tenant: tenant.clone(),
-            kind: kind.to_owned(),
-            key: key.to_owned(),
-            version: expected.map_or(1, |v| v + 1),
-            body: body.to_owned(),
-            updated_at: now,
-        })
+        row::written(changed, tenant, kind, key, body, expected, now)
     }
 }
 

@@ -119,3 +119,27 @@ pub(crate) fn conflict(kind: &str, key: &str, expected: Option<u64>) -> StoreErr
         )),
     }
 }
+
+/// The document a compare-and-swap write stored, or the conflict when it changed no row.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn written(
+    changed: u64,
+    tenant: &TenantId,
+    kind: &str,
+    key: &str,
+    body: &str,
+    expected: Option<u64>,
+    now: Timestamp,
+) -> Result<crate::Document, StoreError> {
+    if changed != 1 {
+        return Err(conflict(kind, key, expected));
+    }
+    Ok(crate::Document {
+        tenant: tenant.clone(),
+        kind: kind.to_owned(),
+        key: key.to_owned(),
+        version: expected.map_or(1, |v| v + 1),
+        body: body.to_owned(),
+        updated_at: now,
+    })
+}

@@ -473,17 +473,7 @@ impl Store for SqliteStore {
                 ],
             )?,
         };
-        if changed != 1 {
-            return Err(row::conflict(kind, key, expected));
-        }
-        Ok(Document {
-            tenant: tenant.clone(),
-            kind: kind.to_owned(),
-            key: key.to_owned(),
-            version: expected.map_or(1, |v| v + 1),
-            body: body.to_owned(),
-            updated_at: now,
-        })
+        row::written(changed as u64, tenant, kind, key, body, expected, now)
     }
 }
 
