@@ -414,8 +414,8 @@ pub fn stats(args: &StatsBenchArgs) -> anyhow::Result<()> {
     let units: Vec<String> = (0..1_000_000).map(|i| format!("user-{i}")).collect();
     let started = Instant::now();
     let mut counts = [0usize; 4];
-    for i in 0..args.assignments {
-        let v = assigner.assign(&units[i % units.len()]).map_or(3, |v| v);
+    for unit in units.iter().cycle().take(args.assignments) {
+        let v = assigner.assign(unit).map_or(3, |v| v);
         counts[v] += 1;
     }
     let per_s = args.assignments as f64 / started.elapsed().as_secs_f64();
