@@ -1,0 +1,170 @@
+//! Distances and the kernels behind them, chosen once at run time: AVX2/FMA where the CPU
+//! has it, portable scalar code elsewhere.
+
+use std::sync::OnceLock;
+
+/// How closeness is measured. Smaller distances are closer for all three.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// 1 − cos(a, b). Vectors are normalised on insertion, so this is 1 − a·b.
+    Cosine,
+    /// −a·b (maximum inner product).
+    Dot,
+    /// Squared Euclidean distance.
+    L2,
+}
+
+/// Scalar Σ aᵢbᵢ, the portable fallback and the reference for the SIMD kernel.
+pub fn dot_scalar(a: &[f32], b: &[f32]) -> f32 {
+    // Four independent accumulators let the compiler pipeline (and auto-vectorise).
+    let mut acc = [0.0f32; 4];
+    let chunks = a.len().min(b.len()) / 4;
+    for c in 0..chunks {
+        for j in 0..4 {
+            acc[j] += a[4 * c + j] * b[4 * c + j];
+        }
+    }
+    let mut total = acc[0] + acc[1] + acc[2] + acc[3];
+    for i in 4 * chunks..a.len().min(b.len()) {
+        total += a[i] * b[i];
+    }
+    total
+}
+
+/// Scalar Σ (aᵢ − bᵢ)².
+pub fn l2_scalar(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 4];
+    let chunks = a.len().min(b.len()) / 4;
+    for c in 0..chunks {
+        for j in 0..4 {
+            let d = a[4 * c + j] - b[4 * c + j];
+            acc[j] += d * d;
+        }
+    }
+    let mut total = acc[0] + acc[1] + acc[2] + acc[3];
+    for i in 4 * chunks..a.len().min(b.len()) {
+        let d = a[i] - b[i];
+        total += d * d;
+    }
+    total
+}
+
+#[derive(Clone, Copy)]
+pub(crate) struct Kernels {
+    pub dot: fn(&[f32], &[f32]) -> f32,
+    pub l2: fn(&[f32], &[f32]) -> f32,
+    pub name: &'static str,
+}
+
+#[cfg(target_arch = "x86_64")]
+fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
+    #[allow(unsafe_code)]
+    // SAFETY: only installed by `kernels()` after AVX2 and FMA were detected; the
+    // callers pass equal-length slices (the index checks dimensions on entry).
+    unsafe {
+        crate::simd::avx2::dot(a, b)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn l2_avx2(a: &[f32], b: &[f32]) -> f32 {
+    #[allow(unsafe_code)]
+    // SAFETY: as for `dot_avx2`.
+    unsafe {
+        crate::simd::avx2::l2(a, b)
+    }
+}
+
+/// The fastest kernels this CPU supports, detected once.
+pub(crate) fn kernels() -> Kernels {
+    static K: OnceLock<Kernels> = OnceLock::new();
+    *K.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            return Kernels {
+                dot: dot_avx2,
+                l2: l2_avx2,
+                name: "avx2+fma",
+            };
+        }
+        Kernels {
+            dot: dot_scalar,
+            l2: l2_scalar,
+            name: "scalar",
+        }
+    })
+}
+
+/// The name of the kernels in use (`avx2+fma` or `scalar`), for benchmark reports.
+pub fn kernel_name() -> &'static str {
+    kernels().name
+}
+
+/// The distance under `metric` between a stored vector and a (normalised, for cosine)
+/// query.
+#[inline]
+pub(crate) fn distance(k: &Kernels, metric: Metric, a: &[f32], b: &[f32]) -> f32 {
+    match metric {
+        Metric::Cosine => 1.0 - (k.dot)(a, b),
+        Metric::Dot => -(k.dot)(a, b),
+        Metric::L2 => (k.l2)(a, b),
+    }
+}
+
+/// Prepares a vector for storage or search: checks it and normalises it for cosine.
+pub(crate) fn prepare(
+    metric: Metric,
+    v: &[f32],
+    dim: usize,
+) -> Result<Vec<f32>, crate::IndexError> {
+    if v.len() != dim {
+        return Err(crate::IndexError::Dimension {
+            got: v.len(),
+            expected: dim,
+        });
+    }
+    if v.iter().any(|x| !x.is_finite()) {
+        return Err(crate::IndexError::InvalidVector);
+    }
+    let mut out = v.to_vec();
+    if metric == Metric::Cosine {
+        let norm = dot_scalar(v, v).sqrt();
+        if norm == 0.0 || !norm.is_finite() {
+            return Err(crate::IndexError::InvalidVector);
+        }
+        for x in &mut out {
+            *x /= norm;
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn simd_kernels_agree_with_scalar(
+            v in proptest::collection::vec((-10.0f32..10.0, -10.0f32..10.0), 0..300)
+        ) {
+            let (a, b): (Vec<f32>, Vec<f32>) = v.into_iter().unzip();
+            let k = kernels();
+            let (d1, d2) = ((k.dot)(&a, &b), dot_scalar(&a, &b));
+            let scale = a.iter().zip(&b).map(|(x, y)| (x * y).abs()).sum::<f32>().max(1.0);
+            prop_assert!((d1 - d2).abs() <= 1e-5 * scale, "{d1} vs {d2}");
+            let (l1, l2) = ((k.l2)(&a, &b), l2_scalar(&a, &b));
+            prop_assert!((l1 - l2).abs() <= 1e-5 * l2.max(1.0), "{l1} vs {l2}");
+        }
+    }
+
+    #[test]
+    fn cosine_vectors_are_normalised_and_zero_is_refused() {
+        let v = prepare(Metric::Cosine, &[3.0, 4.0], 2).unwrap();
+        assert!((v[0] - 0.6).abs() < 1e-7 && (v[1] - 0.8).abs() < 1e-7);
+        assert!(prepare(Metric::Cosine, &[0.0, 0.0], 2).is_err());
+        assert!(prepare(Metric::L2, &[f32::NAN, 0.0], 2).is_err());
+        assert!(prepare(Metric::L2, &[1.0], 2).is_err());
+    }
+}

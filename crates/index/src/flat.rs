@@ -1,0 +1,117 @@
+//! Exact search: every live vector is compared with the query. Deletes move the last
+//! vector into the freed slot, so memory is given back at once.
+//!
+//! Useful for: small collections, ground truth, and the filtered searches whose matching
+//! set is small. Not useful for: large collections under latency budgets.
+
+use crate::distance::{distance, kernels, prepare, Metric};
+use crate::topk::{Cand, TopK};
+use crate::{Hit, IndexError, VectorIndex};
+use std::collections::HashMap;
+
+/// Exact nearest-neighbour search.
+#[derive(Debug, Clone)]
+pub struct FlatIndex {
+    metric: Metric,
+    dim: usize,
+    vectors: Vec<f32>,
+    ids: Vec<u64>,
+    slot_of: HashMap<u64, u32>,
+}
+
+impl FlatIndex {
+    /// An empty index.
+    pub fn new(metric: Metric, dim: usize) -> Self {
+        FlatIndex {
+            metric,
+            dim,
+            vectors: Vec::new(),
+            ids: Vec::new(),
+            slot_of: HashMap::new(),
+        }
+    }
+
+    /// Bytes held per live vector (vector, id and map entry).
+    pub fn bytes_per_vector(&self) -> f64 {
+        (self.dim * 4 + 8 + 16) as f64
+    }
+}
+
+impl VectorIndex for FlatIndex {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn upsert(&mut self, id: u64, vector: &[f32]) -> Result<(), IndexError> {
+        let v = prepare(self.metric, vector, self.dim)?;
+        match self.slot_of.get(&id) {
+            Some(&slot) => {
+                let s = slot as usize * self.dim;
+                self.vectors[s..s + self.dim].copy_from_slice(&v);
+            }
+            None => {
+                let slot = u32::try_from(self.ids.len()).map_err(|_| IndexError::Full)?;
+                self.vectors.extend_from_slice(&v);
+                self.ids.push(id);
+                self.slot_of.insert(id, slot);
+            }
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, id: u64) -> bool {
+        let Some(slot) = self.slot_of.remove(&id) else {
+            return false;
+        };
+        let slot = slot as usize;
+        let last = self.ids.len() - 1;
+        if slot != last {
+            let (d, moved) = (self.dim, self.ids[last]);
+            self.vectors.copy_within(last * d..(last + 1) * d, slot * d);
+            self.ids[slot] = moved;
+            self.slot_of.insert(moved, slot as u32);
+        }
+        self.ids.pop();
+        self.vectors.truncate(last * self.dim);
+        self.vectors.shrink_to_fit();
+        true
+    }
+
+    fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        _ef: usize,
+        filter: Option<&dyn Fn(u64) -> bool>,
+    ) -> Result<Vec<Hit>, IndexError> {
+        let q = prepare(self.metric, query, self.dim)?;
+        let kern = kernels();
+        let mut top = TopK::new(k);
+        for (slot, (&id, v)) in self
+            .ids
+            .iter()
+            .zip(self.vectors.chunks_exact(self.dim))
+            .enumerate()
+        {
+            if filter.is_some_and(|f| !f(id)) {
+                continue;
+            }
+            top.push(Cand {
+                dist: distance(&kern, self.metric, v, &q),
+                node: slot as u32,
+            });
+        }
+        Ok(top
+            .into_sorted()
+            .into_iter()
+            .map(|c| Hit {
+                id: self.ids[c.node as usize],
+                distance: c.dist,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,457 @@
+//! Hierarchical navigable small-world graphs (Malkov & Yashunin 2018).
+//!
+//! Layout for the hot path: vectors in one contiguous array; layer-0 adjacency in one
+//! flat array of fixed-size slots (`[count, n₁ … n_M0]` per node), upper layers (about
+//! 1/M of the nodes) in small vectors. Neighbours are chosen with the paper's diversity
+//! heuristic. Visited sets are epoch-stamped arrays reused across searches.
+//!
+//! Filters are applied while the graph is walked: nodes that fail the predicate are still
+//! used to navigate but never enter the result set, and the walk continues until `ef`
+//! matching nodes are held. When a sample says the predicate matches few vectors, the
+//! search switches to exact search over the matching ones.
+//!
+//! Deletes tombstone a node: it keeps routing but is never returned.
+//!
+//! Useful for: large collections, high recall at low latency. Not useful for: tiny
+//! collections (use [`crate::FlatIndex`]).
+
+use crate::distance::{distance, kernels, prepare, Kernels, Metric};
+use crate::topk::{Cand, TopK};
+use crate::{Hit, IndexError, VectorIndex};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Mutex;
+
+/// Build parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HnswParams {
+    /// Links per node on upper layers; layer 0 keeps twice as many.
+    pub m: usize,
+    /// Search breadth while inserting.
+    pub ef_construction: usize,
+    /// Seed of the level generator, so builds are reproducible.
+    pub seed: u64,
+    /// Below this estimated share of matching vectors, a filtered search is exact.
+    pub exact_below: f64,
+}
+
+impl Default for HnswParams {
+    fn default() -> Self {
+        HnswParams {
+            m: 16,
+            ef_construction: 200,
+            seed: 0x5eed,
+            exact_below: 0.02,
+        }
+    }
+}
+
+struct Visited {
+    marks: Vec<u32>,
+    epoch: u32,
+}
+
+impl Visited {
+    fn reset(&mut self, n: usize) {
+        if self.marks.len() < n {
+            self.marks.resize(n, 0);
+        }
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            self.marks.iter_mut().for_each(|m| *m = 0);
+            self.epoch = 1;
+        }
+    }
+
+    /// Marks a node; returns whether it was new.
+    #[inline]
+    fn insert(&mut self, node: u32) -> bool {
+        let m = &mut self.marks[node as usize];
+        if *m == self.epoch {
+            false
+        } else {
+            *m = self.epoch;
+            true
+        }
+    }
+}
+
+/// An HNSW index.
+pub struct HnswIndex {
+    metric: Metric,
+    dim: usize,
+    params: HnswParams,
+    m0: usize,
+    vectors: Vec<f32>,
+    ids: Vec<u64>,
+    slot_of: HashMap<u64, u32>,
+    deleted: Vec<bool>,
+    live: usize,
+    levels: Vec<u8>,
+    layer0: Vec<u32>,
+    upper: Vec<Vec<Vec<u32>>>,
+    entry: Option<u32>,
+    max_level: usize,
+    rng: u64,
+    scratch: Mutex<Vec<Visited>>,
+}
+
+impl HnswIndex {
+    /// An empty index.
+    pub fn new(metric: Metric, dim: usize, params: HnswParams) -> Self {
+        let m = params.m.max(2);
+        HnswIndex {
+            metric,
+            dim,
+            params: HnswParams { m, ..params },
+            m0: 2 * m,
+            vectors: Vec::new(),
+            ids: Vec::new(),
+            slot_of: HashMap::new(),
+            deleted: Vec::new(),
+            live: 0,
+            levels: Vec::new(),
+            layer0: Vec::new(),
+            upper: Vec::new(),
+            entry: None,
+            max_level: 0,
+            rng: params.seed ^ 0x9e37_79b9_7f4a_7c15,
+            scratch: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Bytes held per stored node: vector, links, id, level and map entry.
+    pub fn bytes_per_vector(&self) -> f64 {
+        let n = self.ids.len().max(1) as f64;
+        let upper: usize = self
+            .upper
+            .iter()
+            .map(|l| l.iter().map(|v| v.capacity() * 4 + 24).sum::<usize>() + 24)
+            .sum();
+        (self.vectors.capacity() * 4
+            + self.layer0.capacity() * 4
+            + upper
+            + self.ids.capacity() * 8
+            + self.deleted.capacity()
+            + self.levels.capacity()
+            + self.slot_of.capacity() * 16) as f64
+            / n
+    }
+
+    #[inline]
+    fn vector(&self, node: u32) -> &[f32] {
+        let s = node as usize * self.dim;
+        &self.vectors[s..s + self.dim]
+    }
+
+    #[inline]
+    fn neighbors(&self, node: u32, level: usize) -> &[u32] {
+        if level == 0 {
+            let s = node as usize * (self.m0 + 1);
+            let count = self.layer0[s] as usize;
+            &self.layer0[s + 1..s + 1 + count]
+        } else {
+            &self.upper[node as usize][level - 1]
+        }
+    }
+
+    fn set_neighbors(&mut self, node: u32, level: usize, list: &[u32]) {
+        if level == 0 {
+            let s = node as usize * (self.m0 + 1);
+            let n = list.len().min(self.m0);
+            self.layer0[s] = n as u32;
+            self.layer0[s + 1..s + 1 + n].copy_from_slice(&list[..n]);
+        } else {
+            self.upper[node as usize][level - 1] = list.to_vec();
+        }
+    }
+
+    fn random_level(&mut self) -> usize {
+        // xorshift64*
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let r = self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        let u = ((r >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+        let ml = 1.0 / (self.params.m as f64).ln();
+        ((-u.ln() * ml) as usize).min(30)
+    }
+
+    fn take_visited(&self) -> Visited {
+        let mut pool = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
+        let mut v = pool.pop().unwrap_or(Visited {
+            marks: Vec::new(),
+            epoch: 0,
+        });
+        drop(pool);
+        v.reset(self.ids.len());
+        v
+    }
+
+    fn give_visited(&self, v: Visited) {
+        self.scratch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(v);
+    }
+
+    fn greedy(&self, k: &Kernels, q: &[f32], mut ep: Cand, level: usize) -> Cand {
+        loop {
+            let mut changed = false;
+            for &nb in self.neighbors(ep.node, level) {
+                let d = distance(k, self.metric, self.vector(nb), q);
+                if d < ep.dist {
+                    ep = Cand { dist: d, node: nb };
+                    changed = true;
+                }
+            }
+            if !changed {
+                return ep;
+            }
+        }
+    }
+
+    /// Best-first search of one layer. Only nodes for which `accept` holds enter the
+    /// result set; all nodes route. Returns up to `ef` accepted nodes, closest first.
+    #[allow(clippy::too_many_arguments)]
+    fn search_layer(
+        &self,
+        k: &Kernels,
+        q: &[f32],
+        eps: &[Cand],
+        ef: usize,
+        level: usize,
+        visited: &mut Visited,
+        accept: &dyn Fn(u32) -> bool,
+    ) -> Vec<Cand> {
+        let mut candidates: BinaryHeap<Reverse<Cand>> = BinaryHeap::with_capacity(ef * 2);
+        let mut results = TopK::new(ef);
+        for &ep in eps {
+            if visited.insert(ep.node) {
+                candidates.push(Reverse(ep));
+                if accept(ep.node) {
+                    results.push(ep);
+                }
+            }
+        }
+        while let Some(Reverse(c)) = candidates.pop() {
+            if c.dist > results.bound() {
+                break;
+            }
+            for &nb in self.neighbors(c.node, level) {
+                if !visited.insert(nb) {
+                    continue;
+                }
+                let d = distance(k, self.metric, self.vector(nb), q);
+                if d < results.bound() || results.len() < ef {
+                    let cand = Cand { dist: d, node: nb };
+                    candidates.push(Reverse(cand));
+                    if accept(nb) {
+                        results.push(cand);
+                    }
+                }
+            }
+        }
+        results.into_sorted()
+    }
+
+    /// The diversity heuristic: keep a candidate only if it is closer to the base than
+    /// to every neighbour kept so far.
+    fn select(&self, k: &Kernels, sorted: &[Cand], max: usize) -> Vec<u32> {
+        let mut kept: Vec<Cand> = Vec::with_capacity(max);
+        for &c in sorted {
+            if kept.len() >= max {
+                break;
+            }
+            let cv = self.vector(c.node);
+            if kept
+                .iter()
+                .all(|r| distance(k, self.metric, cv, self.vector(r.node)) > c.dist)
+            {
+                kept.push(c);
+            }
+        }
+        kept.into_iter().map(|c| c.node).collect()
+    }
+
+    fn insert_node(&mut self, node: u32) {
+        let k = kernels();
+        let level = self.levels[node as usize] as usize;
+        let q = self.vector(node).to_vec();
+        let Some(entry) = self.entry else {
+            self.entry = Some(node);
+            self.max_level = level;
+            return;
+        };
+        let mut ep = Cand {
+            dist: distance(&k, self.metric, self.vector(entry), &q),
+            node: entry,
+        };
+        for lc in (level + 1..=self.max_level).rev() {
+            ep = self.greedy(&k, &q, ep, lc);
+        }
+        let mut eps = vec![ep];
+        let mut visited = self.take_visited();
+        for lc in (0..=level.min(self.max_level)).rev() {
+            visited.reset(self.ids.len());
+            let found = self.search_layer(
+                &k,
+                &q,
+                &eps,
+                self.params.ef_construction,
+                lc,
+                &mut visited,
+                &|_| true,
+            );
+            let max = if lc == 0 { self.m0 } else { self.params.m };
+            let chosen = self.select(&k, &found, self.params.m);
+            self.set_neighbors(node, lc, &chosen);
+            for &nb in &chosen {
+                let mut list: Vec<u32> = self.neighbors(nb, lc).to_vec();
+                if list.len() < max {
+                    list.push(node);
+                    self.set_neighbors(nb, lc, &list);
+                } else {
+                    list.push(node);
+                    let nv = self.vector(nb).to_vec();
+                    let mut cands: Vec<Cand> = list
+                        .iter()
+                        .map(|&x| Cand {
+                            dist: distance(&k, self.metric, self.vector(x), &nv),
+                            node: x,
+                        })
+                        .collect();
+                    cands.sort();
+                    let pruned = self.select(&k, &cands, max);
+                    self.set_neighbors(nb, lc, &pruned);
+                }
+            }
+            eps = found;
+        }
+        self.give_visited(visited);
+        if level > self.max_level {
+            self.max_level = level;
+            self.entry = Some(node);
+        }
+    }
+
+    fn estimate_selectivity(&self, filter: &dyn Fn(u64) -> bool) -> f64 {
+        let n = self.ids.len();
+        if n == 0 {
+            return 0.0;
+        }
+        let samples = 512.min(n);
+        let step = n as f64 / samples as f64;
+        let hits = (0..samples)
+            .map(|i| (i as f64 * step) as usize)
+            .filter(|&s| !self.deleted[s] && filter(self.ids[s]))
+            .count();
+        hits as f64 / samples as f64
+    }
+
+    fn exact(
+        &self,
+        k: &Kernels,
+        q: &[f32],
+        top_k: usize,
+        filter: &dyn Fn(u64) -> bool,
+    ) -> Vec<Cand> {
+        let mut top = TopK::new(top_k);
+        for (slot, &id) in self.ids.iter().enumerate() {
+            if self.deleted[slot] || !filter(id) {
+                continue;
+            }
+            top.push(Cand {
+                dist: distance(k, self.metric, self.vector(slot as u32), q),
+                node: slot as u32,
+            });
+        }
+        top.into_sorted()
+    }
+}
+
+impl VectorIndex for HnswIndex {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn len(&self) -> usize {
+        self.live
+    }
+
+    fn upsert(&mut self, id: u64, vector: &[f32]) -> Result<(), IndexError> {
+        let v = prepare(self.metric, vector, self.dim)?;
+        self.remove(id);
+        let node = u32::try_from(self.ids.len()).map_err(|_| IndexError::Full)?;
+        let level = self.random_level();
+        self.vectors.extend_from_slice(&v);
+        self.ids.push(id);
+        self.deleted.push(false);
+        self.levels.push(level as u8);
+        self.layer0.resize(self.layer0.len() + self.m0 + 1, 0);
+        self.upper.push(vec![Vec::new(); level]);
+        self.slot_of.insert(id, node);
+        self.live += 1;
+        self.insert_node(node);
+        Ok(())
+    }
+
+    fn remove(&mut self, id: u64) -> bool {
+        match self.slot_of.remove(&id) {
+            Some(node) => {
+                self.deleted[node as usize] = true;
+                self.live -= 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        filter: Option<&dyn Fn(u64) -> bool>,
+    ) -> Result<Vec<Hit>, IndexError> {
+        let q = prepare(self.metric, query, self.dim)?;
+        let kern = kernels();
+        let Some(entry) = self.entry else {
+            return Ok(Vec::new());
+        };
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let found = match filter {
+            Some(f) if self.estimate_selectivity(f) < self.params.exact_below => {
+                self.exact(&kern, &q, k, f)
+            }
+            _ => {
+                let mut ep = Cand {
+                    dist: distance(&kern, self.metric, self.vector(entry), &q),
+                    node: entry,
+                };
+                for lc in (1..=self.max_level).rev() {
+                    ep = self.greedy(&kern, &q, ep, lc);
+                }
+                let mut visited = self.take_visited();
+                let accept = |node: u32| {
+                    !self.deleted[node as usize]
+                        && filter.is_none_or(|f| f(self.ids[node as usize]))
+                };
+                let found =
+                    self.search_layer(&kern, &q, &[ep], ef.max(k), 0, &mut visited, &accept);
+                self.give_visited(visited);
+                found
+            }
+        };
+        Ok(found
+            .into_iter()
+            .take(k)
+            .map(|c| Hit {
+                id: self.ids[c.node as usize],
+                distance: c.dist,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,70 @@
+//! Vector search engines of our own: exact flat search and HNSW, for cosine, dot-product
+//! and L2 distance, with metadata filters applied inside the search (never post-filtering
+//! that returns empty pages) and deletes by tombstone.
+//!
+//! **Invariant:** this crate is pure: vectors and predicates in, ids and distances out.
+//! **Invariant:** the only `unsafe` is in `simd`, and every kernel there is tested against
+//! its scalar twin.
+
+pub mod distance;
+mod flat;
+mod hnsw;
+mod simd;
+mod topk;
+
+pub use distance::Metric;
+pub use flat::FlatIndex;
+pub use hnsw::{HnswIndex, HnswParams};
+
+/// An index error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IndexError {
+    /// A vector has the wrong number of dimensions.
+    #[error("vector has {got} dimensions; this index takes {expected}")]
+    Dimension {
+        /// Given.
+        got: usize,
+        /// Expected.
+        expected: usize,
+    },
+    /// A vector holds NaN or infinity, or is all zeros under cosine distance.
+    #[error("vector must be finite (and non-zero for cosine distance)")]
+    InvalidVector,
+    /// The index is full (u32 internal ids).
+    #[error("index is full")]
+    Full,
+}
+
+/// One search hit: the caller's id and its distance (smaller is closer).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hit {
+    /// The id given at insertion.
+    pub id: u64,
+    /// Distance to the query under the index's metric.
+    pub distance: f32,
+}
+
+/// What every engine offers, so a knowledge base can choose one per collection.
+pub trait VectorIndex: Send + Sync {
+    /// Number of dimensions.
+    fn dim(&self) -> usize;
+    /// Live vectors.
+    fn len(&self) -> usize;
+    /// Whether there are no live vectors.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Inserts or replaces the vector of `id`.
+    fn upsert(&mut self, id: u64, vector: &[f32]) -> Result<(), IndexError>;
+    /// Removes `id`; returns whether it was present.
+    fn remove(&mut self, id: u64) -> bool;
+    /// The `k` nearest live vectors for which `filter` holds (all when `None`), closest
+    /// first. `ef` is the engine's search breadth (ignored by exact search).
+    fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        filter: Option<&dyn Fn(u64) -> bool>,
+    ) -> Result<Vec<Hit>, IndexError>;
+}

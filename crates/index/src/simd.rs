@@ -1,0 +1,99 @@
+//! SIMD distance kernels. This is the crate's only `unsafe`: x86-64 AVX2/FMA intrinsics,
+//! called only after `is_x86_feature_detected!` confirmed the CPU has them (checked once,
+//! in `distance::kernels`). Loads are unaligned (`loadu`), so any slice is valid input;
+//! lengths are handled with a scalar tail. Each kernel has a scalar twin in `distance`
+//! and a test that they agree.
+#![allow(unsafe_code)]
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx2 {
+    use std::arch::x86_64::*;
+
+    #[inline]
+    unsafe fn hsum(v: __m256) -> f32 {
+        // SAFETY: plain register arithmetic, AVX is available (caller's contract).
+        unsafe {
+            let lo = _mm256_castps256_ps128(v);
+            let hi = _mm256_extractf128_ps(v, 1);
+            let s = _mm_add_ps(lo, hi);
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+            _mm_cvtss_f32(s)
+        }
+    }
+
+    /// Σ aᵢbᵢ.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA, and `a.len() == b.len()`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        // SAFETY: every load reads 8 floats at offset i + 8j < n (loop bounds), from
+        // slices of length >= n; unaligned loads are allowed.
+        unsafe {
+            while i + 32 <= n {
+                for (j, a_j) in acc.iter_mut().enumerate() {
+                    let x = _mm256_loadu_ps(pa.add(i + 8 * j));
+                    let y = _mm256_loadu_ps(pb.add(i + 8 * j));
+                    *a_j = _mm256_fmadd_ps(x, y, *a_j);
+                }
+                i += 32;
+            }
+            while i + 8 <= n {
+                let x = _mm256_loadu_ps(pa.add(i));
+                let y = _mm256_loadu_ps(pb.add(i));
+                acc[0] = _mm256_fmadd_ps(x, y, acc[0]);
+                i += 8;
+            }
+            let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+            let mut total = hsum(sum);
+            while i < n {
+                total += *pa.add(i) * *pb.add(i);
+                i += 1;
+            }
+            total
+        }
+    }
+
+    /// Σ (aᵢ − bᵢ)².
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA, and `a.len() == b.len()`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) unsafe fn l2(a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc = [_mm256_setzero_ps(); 4];
+        let mut i = 0;
+        // SAFETY: as in `dot`: all loads stay below n.
+        unsafe {
+            while i + 32 <= n {
+                for (j, a_j) in acc.iter_mut().enumerate() {
+                    let d = _mm256_sub_ps(
+                        _mm256_loadu_ps(pa.add(i + 8 * j)),
+                        _mm256_loadu_ps(pb.add(i + 8 * j)),
+                    );
+                    *a_j = _mm256_fmadd_ps(d, d, *a_j);
+                }
+                i += 32;
+            }
+            while i + 8 <= n {
+                let d = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)));
+                acc[0] = _mm256_fmadd_ps(d, d, acc[0]);
+                i += 8;
+            }
+            let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+            let mut total = hsum(sum);
+            while i < n {
+                let d = *pa.add(i) - *pb.add(i);
+                total += d * d;
+                i += 1;
+            }
+            total
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Every engine against exact search on random data: recall, filters inside the search,
+//! deletes and upserts.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use regelkreis_index::{FlatIndex, HnswIndex, HnswParams, Metric, VectorIndex};
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        ((self.0 >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    fn vector(&mut self, dim: usize) -> Vec<f32> {
+        (0..dim).map(|_| self.next()).collect()
+    }
+}
+
+fn recall(truth: &[regelkreis_index::Hit], got: &[regelkreis_index::Hit]) -> f64 {
+    let t: std::collections::HashSet<u64> = truth.iter().map(|h| h.id).collect();
+    got.iter().filter(|h| t.contains(&h.id)).count() as f64 / truth.len().max(1) as f64
+}
+
+fn build(metric: Metric, n: usize, dim: usize, seed: u64) -> (FlatIndex, HnswIndex, Vec<Vec<f32>>) {
+    let mut rng = Rng(seed);
+    let mut flat = FlatIndex::new(metric, dim);
+    let mut hnsw = HnswIndex::new(metric, dim, HnswParams::default());
+    let mut data = Vec::new();
+    for id in 0..n as u64 {
+        let v = rng.vector(dim);
+        flat.upsert(id, &v).unwrap();
+        hnsw.upsert(id, &v).unwrap();
+        data.push(v);
+    }
+    (flat, hnsw, data)
+}
+
+#[test]
+fn hnsw_agrees_with_exact_search_for_every_metric() {
+    for metric in [Metric::Cosine, Metric::Dot, Metric::L2] {
+        let (flat, hnsw, _) = build(metric, 3_000, 24, 7);
+        let mut rng = Rng(99);
+        let mut total = 0.0;
+        for _ in 0..50 {
+            let q = rng.vector(24);
+            let truth = flat.search(&q, 10, 0, None).unwrap();
+            let got = hnsw.search(&q, 10, 100, None).unwrap();
+            assert!(
+                got.windows(2).all(|w| w[0].distance <= w[1].distance),
+                "closest first"
+            );
+            total += recall(&truth, &got);
+        }
+        let r = total / 50.0;
+        assert!(r >= 0.95, "{metric:?}: recall@10 {r}");
+    }
+}
+
+#[test]
+fn filtered_search_keeps_recall_at_every_selectivity() {
+    let (flat, hnsw, _) = build(Metric::L2, 5_000, 16, 3);
+    for modulus in [2u64, 10, 50, 200, 1000] {
+        let filter = move |id: u64| id % modulus == 1;
+        let mut rng = Rng(5 + modulus);
+        let mut total = 0.0;
+        for _ in 0..30 {
+            let q = rng.vector(16);
+            let truth = flat.search(&q, 10, 0, Some(&filter)).unwrap();
+            let got = hnsw.search(&q, 10, 80, Some(&filter)).unwrap();
+            assert!(got.iter().all(|h| filter(h.id)), "only matching ids");
+            assert_eq!(got.len(), truth.len(), "no empty pages: {modulus}");
+            total += recall(&truth, &got);
+        }
+        let r = total / 30.0;
+        assert!(r >= 0.95, "selectivity 1/{modulus}: recall {r}");
+    }
+}
+
+#[test]
+fn deleted_vectors_are_never_returned_and_upserts_replace() {
+    let (mut flat, mut hnsw, data) = build(Metric::Cosine, 2_000, 16, 11);
+    for id in (0..2_000u64).step_by(3) {
+        assert!(flat.remove(id));
+        assert!(hnsw.remove(id));
+    }
+    assert!(!hnsw.remove(0), "already gone");
+    assert_eq!(flat.len(), hnsw.len());
+    let mut total = 0.0;
+    for (i, q) in data.iter().enumerate().take(60) {
+        let got = hnsw.search(q, 10, 100, None).unwrap();
+        assert!(got.iter().all(|h| h.id % 3 != 0), "deleted id returned");
+        let truth = flat.search(q, 10, 0, None).unwrap();
+        assert!(truth.iter().all(|h| h.id % 3 != 0));
+        total += recall(&truth, &got);
+        if i % 3 != 0 {
+            assert_eq!(got[0].id, i as u64, "a live vector finds itself first");
+        }
+    }
+    assert!(total / 60.0 >= 0.95, "{}", total / 60.0);
+    // moving a vector: the new position wins, the old one is forgotten
+    let far: Vec<f32> = data[1].iter().map(|x| -x).collect();
+    hnsw.upsert(1, &far).unwrap();
+    flat.upsert(1, &far).unwrap();
+    assert_eq!(hnsw.search(&far, 1, 50, None).unwrap()[0].id, 1);
+    assert_ne!(hnsw.search(&data[1], 1, 50, None).unwrap()[0].id, 1);
+    assert_eq!(flat.len(), hnsw.len());
+}
+
+#[test]
+fn bad_vectors_are_refused() {
+    let mut h = HnswIndex::new(Metric::Cosine, 4, HnswParams::default());
+    assert!(h.upsert(1, &[1.0, 2.0]).is_err());
+    assert!(h.upsert(1, &[0.0; 4]).is_err());
+    assert!(h.upsert(1, &[f32::NAN, 0.0, 0.0, 1.0]).is_err());
+    assert!(h
+        .search(&[1.0, 0.0, 0.0, 0.0], 5, 10, None)
+        .unwrap()
+        .is_empty());
+    h.upsert(1, &[1.0, 0.0, 0.0, 0.0]).unwrap();
+    assert_eq!(
+        h.search(&[1.0, 0.0, 0.0, 0.0], 5, 10, None).unwrap().len(),
+        1
+    );
+}
