@@ -234,11 +234,22 @@ impl HnswIndex {
                 }
             }
         }
+        let lines = (self.dim * 4).div_ceil(64).min(4);
         while let Some(Reverse(c)) = candidates.pop() {
             if c.dist > results.bound() {
                 break;
             }
-            for &nb in self.neighbors(c.node, level) {
+            let nbs = self.neighbors(c.node, level);
+            // Start loading every unvisited neighbour's vector before the first distance.
+            for &nb in nbs {
+                if visited.marks[nb as usize] != visited.epoch {
+                    crate::simd::prefetch(
+                        self.vectors.as_ptr().wrapping_add(nb as usize * self.dim),
+                        lines,
+                    );
+                }
+            }
+            for &nb in nbs {
                 if !visited.insert(nb) {
                     continue;
                 }

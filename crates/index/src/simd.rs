@@ -97,3 +97,22 @@ pub(crate) mod avx2 {
         }
     }
 }
+
+/// Asks the CPU to start loading the cache lines at `ptr` (a hint; never faults, even for
+/// addresses that are not mapped, so any pointer is acceptable).
+#[inline(always)]
+pub(crate) fn prefetch<T>(ptr: *const T, lines: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for i in 0..lines {
+        // SAFETY: prefetch is a hint that does not dereference; `wrapping_add` keeps the
+        // pointer arithmetic defined for any input.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch(
+                (ptr as *const i8).wrapping_add(64 * i),
+                std::arch::x86_64::_MM_HINT_T0,
+            );
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (ptr, lines);
+}

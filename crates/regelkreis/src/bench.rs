@@ -426,3 +426,268 @@ pub fn stats(args: &StatsBenchArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// `bench ann` arguments.
+#[derive(Debug, Args)]
+pub struct AnnBenchArgs {
+    /// Vectors in the index.
+    #[arg(long, default_value_t = 200_000)]
+    pub n: usize,
+    /// Dimensions.
+    #[arg(long, default_value_t = 384)]
+    pub dim: usize,
+    /// Queries (single-threaded, one at a time).
+    #[arg(long, default_value_t = 1_000)]
+    pub queries: usize,
+    /// Print `{"results": [...]}` instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Skip hnswlib and faiss-cpu (no Python needed).
+    #[arg(long)]
+    pub no_reference: bool,
+}
+
+/// Unit vectors shaped like sentence embeddings: clustered around topic directions, with
+/// per-vector noise, so nearest neighbours are neither trivial nor random.
+fn embedding_like(
+    n: usize,
+    dim: usize,
+    centers: &[Vec<f32>],
+    rng: &mut regelkreis_measure::rng::Rng,
+) -> Vec<Vec<f32>> {
+    let noise = 1.2 / (dim as f64).sqrt();
+    (0..n)
+        .map(|_| {
+            let c = &centers[rng.below(centers.len())];
+            let mut v: Vec<f32> = c
+                .iter()
+                .map(|x| x + (rng.normal() * noise) as f32)
+                .collect();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.iter_mut().for_each(|x| *x /= norm);
+            v
+        })
+        .collect()
+}
+
+struct AnnResult {
+    engine: String,
+    params: String,
+    recall: f64,
+    qps: f64,
+    build_s: f64,
+    bytes_per_vector: f64,
+}
+
+/// Runs `bench ann`.
+pub fn ann(args: &AnnBenchArgs) -> anyhow::Result<()> {
+    use regelkreis_index::{FlatIndex, HnswIndex, HnswParams, Metric, VectorIndex};
+    use regelkreis_measure::rng::Rng;
+    let (n, dim, nq, k) = (args.n, args.dim, args.queries, 10);
+    anyhow::ensure!(
+        n >= 100 && dim >= 2 && nq >= 1,
+        "need n >= 100, dim >= 2, queries >= 1"
+    );
+    let mut rng = Rng::seeded(2026);
+    eprintln!("generating {n} vectors of {dim} dimensions (embedding-like clusters), {nq} queries");
+    let centers: Vec<Vec<f32>> = (0..(n / 200).max(10))
+        .map(|_| {
+            let v: Vec<f32> = (0..dim).map(|_| rng.normal() as f32).collect();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.into_iter().map(|x| x / norm).collect()
+        })
+        .collect();
+    let base = embedding_like(n, dim, &centers, &mut rng);
+    let queries = embedding_like(nq, dim, &centers, &mut rng);
+
+    eprintln!("exact ground truth (2 threads)");
+    let mut flat = FlatIndex::new(Metric::Cosine, dim);
+    for (i, v) in base.iter().enumerate() {
+        flat.upsert(i as u64, v)?;
+    }
+    let started = Instant::now();
+    let truth: Vec<Vec<u64>> = std::thread::scope(|s| {
+        let half = nq / 2;
+        let parts: Vec<_> = [&queries[..half], &queries[half..]]
+            .into_iter()
+            .map(|qs| {
+                let flat = &flat;
+                s.spawn(move || {
+                    qs.iter()
+                        .map(|q| {
+                            flat.search(q, k, 0, None)
+                                .map(|h| h.iter().map(|x| x.id).collect::<Vec<_>>())
+                        })
+                        .collect::<Result<Vec<_>, _>>()
+                })
+            })
+            .collect();
+        parts
+            .into_iter()
+            .map(|p| {
+                p.join()
+                    .map_err(|_| anyhow::anyhow!("ground-truth thread failed"))?
+                    .map_err(anyhow::Error::from)
+            })
+            .collect::<anyhow::Result<Vec<Vec<Vec<u64>>>>>()
+            .map(|v| v.into_iter().flatten().collect())
+    })?;
+    let flat_qps = 2.0 * nq as f64 / started.elapsed().as_secs_f64() / 2.0;
+    let mut results = vec![AnnResult {
+        engine: "regelkreis-flat".into(),
+        params: "exact".into(),
+        recall: 1.0,
+        qps: flat_qps,
+        build_s: 0.0,
+        bytes_per_vector: flat.bytes_per_vector(),
+    }];
+
+    let efs = [10usize, 16, 24, 32, 48, 64, 96, 128, 200, 300];
+    eprintln!("building regelkreis HNSW (M=16, efConstruction=200)");
+    let started = Instant::now();
+    let mut hnsw = HnswIndex::new(Metric::Cosine, dim, HnswParams::default());
+    for (i, v) in base.iter().enumerate() {
+        hnsw.upsert(i as u64, v)?;
+        if i > 0 && i % 20_000 == 0 {
+            eprintln!(
+                "  {i} / {n} ({:.0} vectors/s)",
+                i as f64 / started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    let build_s = started.elapsed().as_secs_f64();
+    let recall_of = |found: &[Vec<u64>]| -> f64 {
+        found
+            .iter()
+            .zip(&truth)
+            .map(|(f, t)| f.iter().filter(|id| t.contains(id)).count() as f64 / k as f64)
+            .sum::<f64>()
+            / nq as f64
+    };
+    for &ef in &efs {
+        let started = Instant::now();
+        let found = queries
+            .iter()
+            .map(|q| {
+                hnsw.search(q, k, ef, None)
+                    .map(|h| h.iter().map(|x| x.id).collect::<Vec<_>>())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let qps = nq as f64 / started.elapsed().as_secs_f64();
+        results.push(AnnResult {
+            engine: "regelkreis-hnsw".into(),
+            params: format!("M=16,efC=200,ef={ef}"),
+            recall: recall_of(&found),
+            qps,
+            build_s,
+            bytes_per_vector: hnsw.bytes_per_vector(),
+        });
+    }
+
+    if !args.no_reference {
+        let dir = std::path::Path::new("target").join("bench-ann");
+        std::fs::create_dir_all(&dir)?;
+        let write_f32 = |name: &str, rows: &[Vec<f32>]| -> anyhow::Result<()> {
+            let mut bytes = Vec::with_capacity(rows.len() * dim * 4);
+            for r in rows {
+                for x in r {
+                    bytes.extend_from_slice(&x.to_le_bytes());
+                }
+            }
+            Ok(std::fs::write(dir.join(name), bytes)?)
+        };
+        write_f32("base.f32", &base)?;
+        write_f32("queries.f32", &queries)?;
+        let mut t = Vec::with_capacity(nq * k * 4);
+        for row in &truth {
+            for id in row {
+                t.extend_from_slice(&u32::try_from(*id)?.to_le_bytes());
+            }
+        }
+        std::fs::write(dir.join("truth.u32"), t)?;
+        std::fs::write(
+            dir.join("meta.json"),
+            serde_json::json!({"n": n, "dim": dim, "queries": nq, "ef": efs}).to_string(),
+        )?;
+        let python = python_env("venv-ann", &["numpy", "hnswlib", "faiss-cpu"])?;
+        eprintln!("running hnswlib and faiss-cpu on the same vectors");
+        let out = std::process::Command::new(python)
+            .arg("scripts/bench_ann.py")
+            .arg(&dir)
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "reference run failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let v: serde_json::Value = serde_json::from_str(line)?;
+            results.push(AnnResult {
+                engine: v["engine"].as_str().unwrap_or("?").to_owned(),
+                params: v["params"].as_str().unwrap_or("?").to_owned(),
+                recall: v["recall_at_10"].as_f64().unwrap_or(f64::NAN),
+                qps: v["qps"].as_f64().unwrap_or(f64::NAN),
+                build_s: v["build_s"].as_f64().unwrap_or(f64::NAN),
+                bytes_per_vector: v["bytes_per_vector"].as_f64().unwrap_or(f64::NAN),
+            });
+        }
+    }
+
+    if args.json {
+        let list: Vec<serde_json::Value> = results
+            .iter()
+            .map(|r| {
+                serde_json::json!({"engine": r.engine, "params": r.params, "recall_at_10": r.recall,
+                    "qps": r.qps, "build_s": r.build_s, "bytes_per_vector": r.bytes_per_vector})
+            })
+            .collect();
+        println!("{}", serde_json::json!({ "results": list }));
+        return Ok(());
+    }
+    println!(
+        "{n} vectors, {dim} dimensions, {nq} queries, one query thread, kernels {}",
+        regelkreis_index::distance::kernel_name()
+    );
+    let rows: Vec<[String; 6]> = results
+        .iter()
+        .map(|r| {
+            [
+                r.engine.clone(),
+                r.params.clone(),
+                format!("{:.4}", r.recall),
+                format!("{:.0}", r.qps),
+                format!("{:.1} ({:.0}/s)", r.build_s, n as f64 / r.build_s),
+                format!("{:.0}", r.bytes_per_vector),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(
+            &[
+                "ENGINE",
+                "PARAMS",
+                "RECALL@10",
+                "QPS",
+                "BUILD S (VECTORS/S)",
+                "BYTES/VECTOR"
+            ],
+            &rows
+        )
+    );
+    for threshold in [0.95, 0.99] {
+        let best = |engine: &str| {
+            results
+                .iter()
+                .filter(|r| r.engine == engine && r.recall >= threshold)
+                .map(|r| r.qps)
+                .fold(f64::NAN, f64::max)
+        };
+        let (ours, theirs) = (best("regelkreis-hnsw"), best("hnswlib"));
+        println!(
+            "recall >= {threshold}: regelkreis {ours:.0} QPS, hnswlib {theirs:.0} QPS, ratio {:.2}x",
+            ours / theirs
+        );
+    }
+    Ok(())
+}

@@ -109,6 +109,8 @@ pub enum BenchCommand {
     Store(crate::bench::StoreBenchArgs),
     /// Bandit regret and decisions/s beside MABWiser; assignments/s.
     Stats(crate::bench::StatsBenchArgs),
+    /// Vector search: recall@10 against QPS beside hnswlib and faiss-cpu.
+    Ann(crate::bench::AnnBenchArgs),
 }
 
 impl Cli {
@@ -134,6 +136,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo => return crate::demo::run(),
         Command::Bench(BenchCommand::Store(args)) => return crate::bench::store(args),
         Command::Bench(BenchCommand::Stats(args)) => return crate::bench::stats(args),
+        Command::Bench(BenchCommand::Ann(args)) => return crate::bench::ann(args),
         Command::Stats(StatsCommand::Ab) => {
             return crate::stats::run_ab(std::io::stdin().lock(), std::io::stdout().lock())
         }
