@@ -49,10 +49,16 @@ pub fn l2_scalar(a: &[f32], b: &[f32]) -> f32 {
     total
 }
 
+/// Scalar Σ qᵢ·cᵢ for a float query and int8 codes.
+pub fn dot_i8_scalar(q: &[f32], c: &[i8]) -> f32 {
+    q.iter().zip(c).map(|(a, b)| a * f32::from(*b)).sum()
+}
+
 #[derive(Clone, Copy)]
 pub(crate) struct Kernels {
     pub dot: fn(&[f32], &[f32]) -> f32,
     pub l2: fn(&[f32], &[f32]) -> f32,
+    pub dot_i8: fn(&[f32], &[i8]) -> f32,
     pub name: &'static str,
 }
 
@@ -63,6 +69,15 @@ fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
     // callers pass equal-length slices (the index checks dimensions on entry).
     unsafe {
         crate::simd::avx2::dot(a, b)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn dot_i8_avx2(q: &[f32], c: &[i8]) -> f32 {
+    #[allow(unsafe_code)]
+    // SAFETY: as for `dot_avx2`.
+    unsafe {
+        crate::simd::avx2::dot_i8(q, c)
     }
 }
 
@@ -84,12 +99,14 @@ pub(crate) fn kernels() -> Kernels {
             return Kernels {
                 dot: dot_avx2,
                 l2: l2_avx2,
+                dot_i8: dot_i8_avx2,
                 name: "avx2+fma",
             };
         }
         Kernels {
             dot: dot_scalar,
             l2: l2_scalar,
+            dot_i8: dot_i8_scalar,
             name: "scalar",
         }
     })
@@ -156,6 +173,10 @@ mod tests {
             prop_assert!((d1 - d2).abs() <= 1e-5 * scale, "{d1} vs {d2}");
             let (l1, l2) = ((k.l2)(&a, &b), l2_scalar(&a, &b));
             prop_assert!((l1 - l2).abs() <= 1e-5 * l2.max(1.0), "{l1} vs {l2}");
+            let codes: Vec<i8> = b.iter().map(|x| (x * 12.0) as i8).collect();
+            let (q1, q2) = ((k.dot_i8)(&a, &codes), dot_i8_scalar(&a, &codes));
+            let qscale = a.iter().zip(&codes).map(|(x, c)| (x * f32::from(*c)).abs()).sum::<f32>().max(1.0);
+            prop_assert!((q1 - q2).abs() <= 1e-5 * qscale, "{q1} vs {q2}");
         }
     }
 

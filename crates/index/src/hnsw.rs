@@ -33,6 +33,9 @@ pub struct HnswParams {
     pub seed: u64,
     /// Below this estimated share of matching vectors, a filtered search is exact.
     pub exact_below: f64,
+    /// Walk the graph on int8 codes (a quarter of the memory traffic) and re-score the
+    /// candidates with the full-precision vectors.
+    pub int8: bool,
 }
 
 impl Default for HnswParams {
@@ -42,6 +45,7 @@ impl Default for HnswParams {
             ef_construction: 200,
             seed: 0x5eed,
             exact_below: 0.02,
+            int8: false,
         }
     }
 }
@@ -83,6 +87,10 @@ pub struct HnswIndex {
     params: HnswParams,
     m0: usize,
     vectors: Vec<f32>,
+    /// int8 codes, per-vector scale and squared norm of the decoded vector (int8 mode).
+    codes: Vec<i8>,
+    code_scale: Vec<f32>,
+    code_norm: Vec<f32>,
     ids: Vec<u64>,
     slot_of: HashMap<u64, u32>,
     deleted: Vec<bool>,
@@ -106,6 +114,9 @@ impl HnswIndex {
             params: HnswParams { m, ..params },
             m0: 2 * m,
             vectors: Vec::new(),
+            codes: Vec::new(),
+            code_scale: Vec::new(),
+            code_norm: Vec::new(),
             ids: Vec::new(),
             slot_of: HashMap::new(),
             deleted: Vec::new(),
@@ -129,6 +140,8 @@ impl HnswIndex {
             .map(|l| l.iter().map(|v| v.capacity() * 4 + 24).sum::<usize>() + 24)
             .sum();
         (self.vectors.capacity() * 4
+            + self.codes.capacity()
+            + self.code_scale.capacity() * 8
             + self.layer0.capacity() * 4
             + upper
             + self.ids.capacity() * 8
@@ -195,11 +208,28 @@ impl HnswIndex {
             .push(v);
     }
 
-    fn greedy(&self, k: &Kernels, q: &[f32], mut ep: Cand, level: usize) -> Cand {
+    #[inline]
+    fn exact_dist(&self, k: &Kernels, q: &[f32], node: u32) -> f32 {
+        distance(k, self.metric, self.vector(node), q)
+    }
+
+    /// Distance from a query to a node's int8 code.
+    #[inline]
+    fn code_dist(&self, k: &Kernels, q: &[f32], q_norm: f32, node: u32) -> f32 {
+        let s = node as usize * self.dim;
+        let dot = self.code_scale[node as usize] * (k.dot_i8)(q, &self.codes[s..s + self.dim]);
+        match self.metric {
+            Metric::Cosine => 1.0 - dot,
+            Metric::Dot => -dot,
+            Metric::L2 => q_norm - 2.0 * dot + self.code_norm[node as usize],
+        }
+    }
+
+    fn greedy(&self, dist: &impl Fn(u32) -> f32, mut ep: Cand, level: usize) -> Cand {
         loop {
             let mut changed = false;
             for &nb in self.neighbors(ep.node, level) {
-                let d = distance(k, self.metric, self.vector(nb), q);
+                let d = dist(nb);
                 if d < ep.dist {
                     ep = Cand { dist: d, node: nb };
                     changed = true;
@@ -216,8 +246,8 @@ impl HnswIndex {
     #[allow(clippy::too_many_arguments)]
     fn search_layer(
         &self,
-        k: &Kernels,
-        q: &[f32],
+        dist: &impl Fn(u32) -> f32,
+        on_codes: bool,
         eps: &[Cand],
         ef: usize,
         level: usize,
@@ -234,7 +264,12 @@ impl HnswIndex {
                 }
             }
         }
-        let lines = (self.dim * 4).div_ceil(64).min(4);
+        let (base, bytes) = if on_codes {
+            (self.codes.as_ptr() as *const u8, self.dim)
+        } else {
+            (self.vectors.as_ptr() as *const u8, self.dim * 4)
+        };
+        let lines = bytes.div_ceil(64).min(4);
         while let Some(Reverse(c)) = candidates.pop() {
             if c.dist > results.bound() {
                 break;
@@ -243,17 +278,14 @@ impl HnswIndex {
             // Start loading every unvisited neighbour's vector before the first distance.
             for &nb in nbs {
                 if visited.marks[nb as usize] != visited.epoch {
-                    crate::simd::prefetch(
-                        self.vectors.as_ptr().wrapping_add(nb as usize * self.dim),
-                        lines,
-                    );
+                    crate::simd::prefetch(base.wrapping_add(nb as usize * bytes), lines);
                 }
             }
             for &nb in nbs {
                 if !visited.insert(nb) {
                     continue;
                 }
-                let d = distance(k, self.metric, self.vector(nb), q);
+                let d = dist(nb);
                 if d < results.bound() || results.len() < ef {
                     let cand = Cand { dist: d, node: nb };
                     candidates.push(Reverse(cand));
@@ -298,16 +330,17 @@ impl HnswIndex {
             dist: distance(&k, self.metric, self.vector(entry), &q),
             node: entry,
         };
+        let dist = |n: u32| distance(&k, self.metric, self.vector(n), &q);
         for lc in (level + 1..=self.max_level).rev() {
-            ep = self.greedy(&k, &q, ep, lc);
+            ep = self.greedy(&dist, ep, lc);
         }
         let mut eps = vec![ep];
         let mut visited = self.take_visited();
         for lc in (0..=level.min(self.max_level)).rev() {
             visited.reset(self.ids.len());
             let found = self.search_layer(
-                &k,
-                &q,
+                &|n: u32| distance(&k, self.metric, self.vector(n), &q),
+                false,
                 &eps,
                 self.params.ef_construction,
                 lc,
@@ -344,6 +377,47 @@ impl HnswIndex {
             self.max_level = level;
             self.entry = Some(node);
         }
+    }
+
+    /// Appends the int8 code of a vector: per-vector symmetric scale, rounded.
+    fn encode(&mut self, v: &[f32]) {
+        let max_abs = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        let scale = if max_abs > 0.0 { max_abs / 127.0 } else { 1.0 };
+        let mut norm = 0.0;
+        for x in v {
+            let c = (x / scale).round().clamp(-127.0, 127.0);
+            norm += c * c;
+            self.codes.push(c as i8);
+        }
+        self.code_scale.push(scale);
+        self.code_norm.push(norm * scale * scale);
+    }
+
+    /// Switches int8 traversal (with full-precision re-scoring) on or off; switching on
+    /// encodes the vectors already stored.
+    pub fn set_int8(&mut self, on: bool) {
+        if on && self.code_scale.len() < self.ids.len() {
+            self.codes.clear();
+            self.code_scale.clear();
+            self.code_norm.clear();
+            for node in 0..self.ids.len() {
+                let v = self.vector(node as u32).to_vec();
+                self.encode(&v);
+            }
+        }
+        self.params.int8 = on;
+    }
+
+    /// Greedy descent through the upper layers to the entry point of layer 0.
+    fn descend(&self, dist: &impl Fn(u32) -> f32, entry: u32) -> Cand {
+        let mut ep = Cand {
+            dist: dist(entry),
+            node: entry,
+        };
+        for lc in (1..=self.max_level).rev() {
+            ep = self.greedy(dist, ep, lc);
+        }
+        ep
     }
 
     fn estimate_selectivity(&self, filter: &dyn Fn(u64) -> bool) -> f64 {
@@ -396,6 +470,9 @@ impl VectorIndex for HnswIndex {
         let node = u32::try_from(self.ids.len()).map_err(|_| IndexError::Full)?;
         let level = self.random_level();
         self.vectors.extend_from_slice(&v);
+        if self.params.int8 {
+            self.encode(&v);
+        }
         self.ids.push(id);
         self.deleted.push(false);
         self.levels.push(level as u8);
@@ -438,20 +515,28 @@ impl VectorIndex for HnswIndex {
                 self.exact(&kern, &q, k, f)
             }
             _ => {
-                let mut ep = Cand {
-                    dist: distance(&kern, self.metric, self.vector(entry), &q),
-                    node: entry,
-                };
-                for lc in (1..=self.max_level).rev() {
-                    ep = self.greedy(&kern, &q, ep, lc);
-                }
-                let mut visited = self.take_visited();
                 let accept = |node: u32| {
                     !self.deleted[node as usize]
                         && filter.is_none_or(|f| f(self.ids[node as usize]))
                 };
-                let found =
-                    self.search_layer(&kern, &q, &[ep], ef.max(k), 0, &mut visited, &accept);
+                let mut visited = self.take_visited();
+                let found = if self.params.int8 {
+                    let q_norm = crate::distance::dot_scalar(&q, &q);
+                    let dist = |n: u32| self.code_dist(&kern, &q, q_norm, n);
+                    let ep = self.descend(&dist, entry);
+                    let mut found =
+                        self.search_layer(&dist, true, &[ep], ef.max(k), 0, &mut visited, &accept);
+                    // re-score the candidates at full precision
+                    for c in &mut found {
+                        c.dist = self.exact_dist(&kern, &q, c.node);
+                    }
+                    found.sort();
+                    found
+                } else {
+                    let dist = |n: u32| self.exact_dist(&kern, &q, n);
+                    let ep = self.descend(&dist, entry);
+                    self.search_layer(&dist, false, &[ep], ef.max(k), 0, &mut visited, &accept)
+                };
                 self.give_visited(visited);
                 found
             }

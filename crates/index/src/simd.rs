@@ -59,6 +59,36 @@ pub(crate) mod avx2 {
         }
     }
 
+    /// Σ qᵢ·cᵢ for a float query and int8 codes (asymmetric distance).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA, and `q.len() == c.len()`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) unsafe fn dot_i8(q: &[f32], c: &[i8]) -> f32 {
+        let n = q.len().min(c.len());
+        let (pq, pc) = (q.as_ptr(), c.as_ptr());
+        let mut acc0 = _mm256_setzero_ps();
+        let mut acc1 = _mm256_setzero_ps();
+        let mut i = 0;
+        // SAFETY: loads of 16 codes / 2×8 floats at offset i with i + 16 <= n.
+        unsafe {
+            while i + 16 <= n {
+                let codes = _mm_loadu_si128(pc.add(i) as *const __m128i);
+                let lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes));
+                let hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(codes, 8)));
+                acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(pq.add(i)), lo, acc0);
+                acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(pq.add(i + 8)), hi, acc1);
+                i += 16;
+            }
+            let mut total = hsum(_mm256_add_ps(acc0, acc1));
+            while i < n {
+                total += *pq.add(i) * f32::from(*pc.add(i));
+                i += 1;
+            }
+            total
+        }
+    }
+
     /// Σ (aᵢ − bᵢ)².
     ///
     /// # Safety

@@ -123,3 +123,26 @@ fn bad_vectors_are_refused() {
         1
     );
 }
+
+#[test]
+fn int8_traversal_with_rescoring_keeps_recall() {
+    for metric in [Metric::Cosine, Metric::L2] {
+        let (flat, mut hnsw, _) = build(metric, 3_000, 32, 21);
+        hnsw.set_int8(true);
+        let mut rng = Rng(42);
+        let mut total = 0.0;
+        for _ in 0..50 {
+            let q = rng.vector(32);
+            let truth = flat.search(&q, 10, 0, None).unwrap();
+            let got = hnsw.search(&q, 10, 100, None).unwrap();
+            // re-scored distances are exact
+            for (g, t) in got.iter().zip(&truth) {
+                if g.id == t.id {
+                    assert!((g.distance - t.distance).abs() < 1e-4);
+                }
+            }
+            total += recall(&truth, &got);
+        }
+        assert!(total / 50.0 >= 0.95, "{metric:?}: {}", total / 50.0);
+    }
+}

@@ -564,24 +564,27 @@ pub fn ann(args: &AnnBenchArgs) -> anyhow::Result<()> {
             .sum::<f64>()
             / nq as f64
     };
-    for &ef in &efs {
-        let started = Instant::now();
-        let found = queries
-            .iter()
-            .map(|q| {
-                hnsw.search(q, k, ef, None)
-                    .map(|h| h.iter().map(|x| x.id).collect::<Vec<_>>())
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let qps = nq as f64 / started.elapsed().as_secs_f64();
-        results.push(AnnResult {
-            engine: "regelkreis-hnsw".into(),
-            params: format!("M=16,efC=200,ef={ef}"),
-            recall: recall_of(&found),
-            qps,
-            build_s,
-            bytes_per_vector: hnsw.bytes_per_vector(),
-        });
+    for (engine, int8) in [("regelkreis-hnsw", false), ("regelkreis-hnsw-int8", true)] {
+        hnsw.set_int8(int8);
+        for &ef in &efs {
+            let started = Instant::now();
+            let found = queries
+                .iter()
+                .map(|q| {
+                    hnsw.search(q, k, ef, None)
+                        .map(|h| h.iter().map(|x| x.id).collect::<Vec<_>>())
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let qps = nq as f64 / started.elapsed().as_secs_f64();
+            results.push(AnnResult {
+                engine: engine.into(),
+                params: format!("M=16,efC=200,ef={ef}"),
+                recall: recall_of(&found),
+                qps,
+                build_s,
+                bytes_per_vector: hnsw.bytes_per_vector(),
+            });
+        }
     }
 
     if !args.no_reference {
@@ -683,11 +686,14 @@ pub fn ann(args: &AnnBenchArgs) -> anyhow::Result<()> {
                 .map(|r| r.qps)
                 .fold(f64::NAN, f64::max)
         };
-        let (ours, theirs) = (best("regelkreis-hnsw"), best("hnswlib"));
-        println!(
-            "recall >= {threshold}: regelkreis {ours:.0} QPS, hnswlib {theirs:.0} QPS, ratio {:.2}x",
-            ours / theirs
-        );
+        let theirs = best("hnswlib");
+        for engine in ["regelkreis-hnsw", "regelkreis-hnsw-int8"] {
+            let ours = best(engine);
+            println!(
+                "recall >= {threshold}: {engine} {ours:.0} QPS, hnswlib {theirs:.0} QPS, ratio {:.2}x",
+                ours / theirs
+            );
+        }
     }
     Ok(())
 }
