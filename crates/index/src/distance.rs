@@ -14,6 +14,27 @@ pub enum Metric {
     L2,
 }
 
+impl Metric {
+    pub(crate) fn code(self) -> u32 {
+        match self {
+            Metric::Cosine => 0,
+            Metric::Dot => 1,
+            Metric::L2 => 2,
+        }
+    }
+
+    pub(crate) fn from_code(code: u32) -> Result<Self, crate::IndexError> {
+        match code {
+            0 => Ok(Metric::Cosine),
+            1 => Ok(Metric::Dot),
+            2 => Ok(Metric::L2),
+            other => Err(crate::IndexError::Corrupt(format!(
+                "unknown metric {other}"
+            ))),
+        }
+    }
+}
+
 /// Scalar Σ aᵢbᵢ, the portable fallback and the reference for the SIMD kernel.
 pub fn dot_scalar(a: &[f32], b: &[f32]) -> f32 {
     // Four independent accumulators let the compiler pipeline (and auto-vectorise).
@@ -68,7 +89,7 @@ fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
     // SAFETY: only installed by `kernels()` after AVX2 and FMA were detected; the
     // callers pass equal-length slices (the index checks dimensions on entry).
     unsafe {
-        crate::simd::avx2::dot(a, b)
+        crate::raw::avx2::dot(a, b)
     }
 }
 
@@ -77,7 +98,7 @@ fn dot_i8_avx2(q: &[f32], c: &[i8]) -> f32 {
     #[allow(unsafe_code)]
     // SAFETY: as for `dot_avx2`.
     unsafe {
-        crate::simd::avx2::dot_i8(q, c)
+        crate::raw::avx2::dot_i8(q, c)
     }
 }
 
@@ -86,7 +107,7 @@ fn l2_avx2(a: &[f32], b: &[f32]) -> f32 {
     #[allow(unsafe_code)]
     // SAFETY: as for `dot_avx2`.
     unsafe {
-        crate::simd::avx2::l2(a, b)
+        crate::raw::avx2::l2(a, b)
     }
 }
 

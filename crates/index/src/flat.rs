@@ -5,9 +5,13 @@
 //! set is small. Not useful for: large collections under latency budgets.
 
 use crate::distance::{distance, kernels, prepare, Metric};
+use crate::persist::{read_file, write_file, Encoder};
 use crate::topk::{Cand, TopK};
 use crate::{Hit, IndexError, VectorIndex};
 use std::collections::HashMap;
+use std::path::Path;
+
+const KIND_FLAT: u32 = 1;
 
 /// Exact nearest-neighbour search.
 #[derive(Debug, Clone)]
@@ -29,6 +33,41 @@ impl FlatIndex {
             ids: Vec::new(),
             slot_of: HashMap::new(),
         }
+    }
+
+    /// Writes the index to `path` atomically (write new, fsync, rename).
+    pub fn save(&self, path: &Path) -> Result<(), IndexError> {
+        let mut e = Encoder::default();
+        e.u32(self.metric.code());
+        e.u64(self.dim as u64);
+        e.f32s(&self.vectors);
+        e.u64s(&self.ids);
+        write_file(path, KIND_FLAT, &e.buf)
+    }
+
+    /// Opens an index written by [`FlatIndex::save`].
+    pub fn open(path: &Path) -> Result<Self, IndexError> {
+        read_file(path, KIND_FLAT, |d| {
+            let metric = Metric::from_code(d.u32()?)?;
+            let dim = usize::try_from(d.u64()?).map_err(|_| IndexError::Corrupt("dim".into()))?;
+            let vectors = d.f32s()?;
+            let ids = d.u64s()?;
+            if dim == 0 || vectors.len() != ids.len() * dim {
+                return Err(IndexError::Corrupt("section sizes disagree".into()));
+            }
+            let slot_of = ids
+                .iter()
+                .enumerate()
+                .map(|(i, &id)| (id, i as u32))
+                .collect();
+            Ok(FlatIndex {
+                metric,
+                dim,
+                vectors,
+                ids,
+                slot_of,
+            })
+        })
     }
 
     /// Bytes held per live vector (vector, id and map entry).

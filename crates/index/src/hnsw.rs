@@ -16,11 +16,15 @@
 //! collections (use [`crate::FlatIndex`]).
 
 use crate::distance::{distance, kernels, prepare, Kernels, Metric};
+use crate::persist::{read_file, write_file, Decoder, Encoder};
 use crate::topk::{Cand, TopK};
 use crate::{Hit, IndexError, VectorIndex};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::path::Path;
 use std::sync::Mutex;
+
+const KIND_HNSW: u32 = 2;
 
 /// Build parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -278,7 +282,7 @@ impl HnswIndex {
             // Start loading every unvisited neighbour's vector before the first distance.
             for &nb in nbs {
                 if visited.marks[nb as usize] != visited.epoch {
-                    crate::simd::prefetch(base.wrapping_add(nb as usize * bytes), lines);
+                    crate::raw::prefetch(base.wrapping_add(nb as usize * bytes), lines);
                 }
             }
             for &nb in nbs {
@@ -406,6 +410,129 @@ impl HnswIndex {
             }
         }
         self.params.int8 = on;
+    }
+
+    /// Writes the index to `path` atomically (write new, fsync, rename).
+    pub fn save(&self, path: &Path) -> Result<(), IndexError> {
+        let mut e = Encoder::default();
+        e.u32(self.metric.code());
+        e.u64(self.dim as u64);
+        e.u64(self.params.m as u64);
+        e.u64(self.params.ef_construction as u64);
+        e.u64(self.params.seed);
+        e.f64(self.params.exact_below);
+        e.u8(u8::from(self.params.int8));
+        e.u64(self.entry.map_or(u64::MAX, u64::from));
+        e.u64(self.max_level as u64);
+        e.u64(self.rng);
+        e.f32s(&self.vectors);
+        e.u64s(&self.ids);
+        e.bytes(
+            &self
+                .deleted
+                .iter()
+                .map(|&d| u8::from(d))
+                .collect::<Vec<_>>(),
+        );
+        e.bytes(&self.levels);
+        e.u32s(&self.layer0);
+        for lists in &self.upper {
+            for list in lists {
+                e.u32s(list);
+            }
+        }
+        e.bytes(&self.codes.iter().map(|&c| c as u8).collect::<Vec<_>>());
+        e.f32s(&self.code_scale);
+        e.f32s(&self.code_norm);
+        write_file(path, KIND_HNSW, &e.buf)
+    }
+
+    /// Opens an index written by [`HnswIndex::save`], without rebuilding the graph.
+    /// A damaged file, or one of another format version, is refused.
+    pub fn open(path: &Path) -> Result<Self, IndexError> {
+        read_file(path, KIND_HNSW, Self::decode)
+    }
+
+    fn decode(d: &mut Decoder<'_>) -> Result<Self, IndexError> {
+        let bad = |what: &str| IndexError::Corrupt(what.to_owned());
+        let metric = Metric::from_code(d.u32()?)?;
+        let dim = usize::try_from(d.u64()?).map_err(|_| bad("dim"))?;
+        let m = usize::try_from(d.u64()?).map_err(|_| bad("m"))?;
+        let ef_construction = usize::try_from(d.u64()?).map_err(|_| bad("ef"))?;
+        let params = HnswParams {
+            m,
+            ef_construction,
+            seed: d.u64()?,
+            exact_below: d.f64()?,
+            int8: d.u8()? != 0,
+        };
+        let mut index = HnswIndex::new(metric, dim, params);
+        if index.params.m != m || dim == 0 {
+            return Err(bad("parameters"));
+        }
+        let entry = d.u64()?;
+        index.max_level = usize::try_from(d.u64()?).map_err(|_| bad("level"))?;
+        index.rng = d.u64()?;
+        index.vectors = d.f32s()?;
+        index.ids = d.u64s()?;
+        let n = index.ids.len();
+        index.deleted = d.bytes()?.into_iter().map(|b| b != 0).collect();
+        index.levels = d.bytes()?;
+        index.layer0 = d.u32s()?;
+        if index.vectors.len() != n * dim
+            || index.deleted.len() != n
+            || index.levels.len() != n
+            || index.layer0.len() != n * (index.m0 + 1)
+        {
+            return Err(bad("section sizes disagree"));
+        }
+        index.entry = match entry {
+            u64::MAX => None,
+            e => Some(
+                u32::try_from(e)
+                    .ok()
+                    .filter(|&e| (e as usize) < n)
+                    .ok_or_else(|| bad("entry"))?,
+            ),
+        };
+        index.upper = Vec::with_capacity(n);
+        for node in 0..n {
+            let mut lists = Vec::with_capacity(index.levels[node] as usize);
+            for _ in 0..index.levels[node] {
+                lists.push(d.u32s()?);
+            }
+            index.upper.push(lists);
+        }
+        // every link must point at a stored node
+        let links_ok = (0..n).all(|node| {
+            let s = node * (index.m0 + 1);
+            let count = index.layer0[s] as usize;
+            count <= index.m0
+                && index.layer0[s + 1..s + 1 + count]
+                    .iter()
+                    .all(|&x| (x as usize) < n)
+        }) && index
+            .upper
+            .iter()
+            .all(|ls| ls.iter().all(|l| l.iter().all(|&x| (x as usize) < n)));
+        if !links_ok {
+            return Err(bad("link to a node that does not exist"));
+        }
+        index.codes = d.bytes()?.into_iter().map(|b| b as i8).collect();
+        index.code_scale = d.f32s()?;
+        index.code_norm = d.f32s()?;
+        if !index.code_scale.is_empty()
+            && (index.code_scale.len() != n || index.codes.len() != n * dim)
+        {
+            return Err(bad("int8 sections"));
+        }
+        for (node, (&id, &dead)) in index.ids.iter().zip(&index.deleted).enumerate() {
+            if !dead {
+                index.slot_of.insert(id, node as u32);
+            }
+        }
+        index.live = index.slot_of.len();
+        Ok(index)
     }
 
     /// Greedy descent through the upper layers to the entry point of layer 0.

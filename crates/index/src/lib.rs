@@ -9,7 +9,8 @@
 pub mod distance;
 mod flat;
 mod hnsw;
-mod simd;
+pub mod persist;
+mod raw;
 mod topk;
 
 pub use distance::Metric;
@@ -33,6 +34,15 @@ pub enum IndexError {
     /// The index is full (u32 internal ids).
     #[error("index is full")]
     Full,
+    /// A file could not be read or written.
+    #[error("index file: {0}")]
+    Io(String),
+    /// A file is damaged or not an index file.
+    #[error("index file is corrupt: {0}")]
+    Corrupt(String),
+    /// A file was written by another format version.
+    #[error("index file has format version {0}; this build reads version {current}", current = persist::FORMAT_VERSION)]
+    Version(u32),
 }
 
 /// One search hit: the caller's id and its distance (smaller is closer).

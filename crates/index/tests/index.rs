@@ -146,3 +146,76 @@ fn int8_traversal_with_rescoring_keeps_recall() {
         assert!(total / 50.0 >= 0.95, "{metric:?}: {}", total / 50.0);
     }
 }
+
+mod persistence {
+    use super::*;
+
+    #[test]
+    fn a_reopened_index_answers_exactly_as_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut flat, mut hnsw, data) = build(Metric::Cosine, 1_500, 16, 31);
+        for id in (0..1_500u64).step_by(7) {
+            hnsw.remove(id);
+            flat.remove(id);
+        }
+        hnsw.set_int8(true);
+        hnsw.save(&dir.path().join("h.idx")).unwrap();
+        flat.save(&dir.path().join("f.idx")).unwrap();
+        let h2 = HnswIndex::open(&dir.path().join("h.idx")).unwrap();
+        let f2 = FlatIndex::open(&dir.path().join("f.idx")).unwrap();
+        assert_eq!(h2.len(), hnsw.len());
+        for q in data.iter().take(40) {
+            assert_eq!(
+                h2.search(q, 10, 64, None).unwrap(),
+                hnsw.search(q, 10, 64, None).unwrap()
+            );
+            assert_eq!(
+                f2.search(q, 10, 0, None).unwrap(),
+                flat.search(q, 10, 0, None).unwrap()
+            );
+        }
+        assert!(
+            !dir.path().join("h.tmp").exists(),
+            "the temporary file was renamed"
+        );
+    }
+
+    #[test]
+    fn damaged_files_are_refused_never_opened_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, hnsw, _) = build(Metric::L2, 300, 8, 5);
+        let path = dir.path().join("h.idx");
+        hnsw.save(&path).unwrap();
+        let good = std::fs::read(&path).unwrap();
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("flipped byte", {
+                let mut b = good.clone();
+                b[good.len() / 2] ^= 0x40;
+                b
+            }),
+            ("torn write", good[..good.len() - 100].to_vec()),
+            ("empty", Vec::new()),
+            ("other version", {
+                let mut b = good.clone();
+                b[8] = 9;
+                b
+            }),
+            (
+                "not an index",
+                b"hello world, definitely not an index file".to_vec(),
+            ),
+        ];
+        for (what, bytes) in cases {
+            std::fs::write(&path, &bytes).unwrap();
+            assert!(HnswIndex::open(&path).is_err(), "{what} opened");
+        }
+        assert!(matches!(
+            FlatIndex::open(&dir.path().join("missing.idx")),
+            Err(regelkreis_index::IndexError::Io(_))
+        ));
+        // a crash after writing the temporary file but before the rename leaves the old file
+        std::fs::write(&path, &good).unwrap();
+        std::fs::write(dir.path().join("h.tmp"), &good[..50]).unwrap();
+        assert!(HnswIndex::open(&path).is_ok());
+    }
+}

@@ -1,8 +1,14 @@
-//! SIMD distance kernels. This is the crate's only `unsafe`: x86-64 AVX2/FMA intrinsics,
-//! called only after `is_x86_feature_detected!` confirmed the CPU has them (checked once,
-//! in `distance::kernels`). Loads are unaligned (`loadu`), so any slice is valid input;
-//! lengths are handled with a scalar tail. Each kernel has a scalar twin in `distance`
-//! and a test that they agree.
+//! The crate's only `unsafe`, in two kinds:
+//!
+//! 1. SIMD distance kernels: x86-64 AVX2/FMA intrinsics, called only after
+//!    `is_x86_feature_detected!` confirmed the CPU has them (checked once, in
+//!    `distance::kernels`). Loads are unaligned (`loadu`), so any slice is valid input;
+//!    lengths are handled with a scalar tail. Each kernel has a scalar twin in `distance`
+//!    and a test that they agree. Prefetch is a hint that never faults.
+//! 2. Memory-mapping an index file (`map_file`). A mapping is undefined behaviour if
+//!    another process truncates or rewrites the file while it is mapped; index files are
+//!    only ever replaced by rename (write new, fsync, rename), never modified in place,
+//!    so an open mapping keeps seeing the old, complete file.
 #![allow(unsafe_code)]
 
 #[cfg(target_arch = "x86_64")]
@@ -145,4 +151,11 @@ pub(crate) fn prefetch<T>(ptr: *const T, lines: usize) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (ptr, lines);
+}
+
+/// Maps a file read-only.
+pub(crate) fn map_file(file: &std::fs::File) -> std::io::Result<memmap2::Mmap> {
+    // SAFETY: see the module header: index files are replaced by rename, never modified
+    // in place, so the mapped bytes cannot change under us.
+    unsafe { memmap2::Mmap::map(file) }
 }
