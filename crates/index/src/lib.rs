@@ -1,4 +1,4 @@
-//! Vector search engines of our own: exact flat search and HNSW, for cosine, dot-product
+//! Vector search engines of our own: exact flat search, HNSW and IVF-Flat, for cosine, dot-product
 //! and L2 distance, with metadata filters applied inside the search (never post-filtering
 //! that returns empty pages) and deletes by tombstone.
 //!
@@ -9,6 +9,7 @@
 pub mod distance;
 mod flat;
 mod hnsw;
+mod ivf;
 pub mod persist;
 mod raw;
 mod topk;
@@ -16,6 +17,7 @@ mod topk;
 pub use distance::Metric;
 pub use flat::FlatIndex;
 pub use hnsw::{HnswIndex, HnswParams};
+pub use ivf::IvfFlatIndex;
 
 /// An index error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -2,7 +2,7 @@
 //! deletes and upserts.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use regelkreis_index::{FlatIndex, HnswIndex, HnswParams, Metric, VectorIndex};
+use regelkreis_index::{FlatIndex, HnswIndex, HnswParams, IvfFlatIndex, Metric, VectorIndex};
 
 struct Rng(u64);
 impl Rng {
@@ -218,4 +218,48 @@ mod persistence {
         std::fs::write(dir.path().join("h.tmp"), &good[..50]).unwrap();
         assert!(HnswIndex::open(&path).is_ok());
     }
+}
+
+#[test]
+fn ivf_flat_agrees_with_exact_search_and_deletes_for_real() {
+    for metric in [Metric::Cosine, Metric::L2] {
+        let (mut flat, _, data) = build(metric, 4_000, 16, 17);
+        let mut ivf = IvfFlatIndex::train(metric, 16, 32, &data[..2_000], 8, 7).unwrap();
+        for (i, v) in data.iter().enumerate() {
+            ivf.upsert(i as u64, v).unwrap();
+        }
+        for id in (0..4_000u64).step_by(4) {
+            assert!(ivf.remove(id));
+            flat.remove(id);
+        }
+        assert_eq!(ivf.len(), flat.len());
+        let mut rng = Rng(8);
+        let (mut probed, mut all) = (0.0, 0.0);
+        for _ in 0..40 {
+            let q = rng.vector(16);
+            let truth = flat.search(&q, 10, 0, None).unwrap();
+            let got = ivf.search(&q, 10, 12, None).unwrap();
+            assert!(got.iter().all(|h| h.id % 4 != 0), "deleted id returned");
+            probed += recall(&truth, &got);
+            all += recall(&truth, &ivf.search(&q, 10, 32, None).unwrap());
+            let even = |id: u64| id % 2 == 0;
+            let ids =
+                |h: Vec<regelkreis_index::Hit>| h.into_iter().map(|x| x.id).collect::<Vec<_>>();
+            assert_eq!(
+                ids(ivf.search(&q, 10, 32, Some(&even)).unwrap()),
+                ids(flat.search(&q, 10, 0, Some(&even)).unwrap()),
+                "a filtered search over every cell is exact"
+            );
+        }
+        assert!(
+            probed / 40.0 >= 0.9,
+            "{metric:?}: nprobe 12 of 32: {}",
+            probed / 40.0
+        );
+        assert!(
+            (all / 40.0 - 1.0).abs() < 1e-9,
+            "probing every cell is exact"
+        );
+    }
+    assert!(IvfFlatIndex::train(Metric::L2, 4, 10, &vec![vec![0.0; 4]; 3], 5, 1).is_err());
 }

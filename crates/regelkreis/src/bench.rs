@@ -587,6 +587,39 @@ pub fn ann(args: &AnnBenchArgs) -> anyhow::Result<()> {
         }
     }
 
+    let nlist = ((n as f64).sqrt() * 2.0).round().clamp(1.0, 4096.0) as usize;
+    eprintln!("training IVF-Flat (nlist={nlist}, k-means on a sample)");
+    let started = Instant::now();
+    let sample: Vec<Vec<f32>> = base
+        .iter()
+        .step_by((n / (nlist * 16)).max(1))
+        .cloned()
+        .collect();
+    let mut ivf = regelkreis_index::IvfFlatIndex::train(Metric::Cosine, dim, nlist, &sample, 6, 7)?;
+    for (i, v) in base.iter().enumerate() {
+        ivf.upsert(i as u64, v)?;
+    }
+    let ivf_build = started.elapsed().as_secs_f64();
+    for nprobe in [4usize, 8, 16, 32, 64] {
+        let started = Instant::now();
+        let found = queries
+            .iter()
+            .map(|q| {
+                ivf.search(q, k, nprobe, None)
+                    .map(|h| h.iter().map(|x| x.id).collect::<Vec<_>>())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let qps = nq as f64 / started.elapsed().as_secs_f64();
+        results.push(AnnResult {
+            engine: "regelkreis-ivf-flat".into(),
+            params: format!("nlist={nlist},nprobe={nprobe}"),
+            recall: recall_of(&found),
+            qps,
+            build_s: ivf_build,
+            bytes_per_vector: (dim * 4 + 8 + 24) as f64,
+        });
+    }
+
     if !args.no_reference {
         let dir = std::path::Path::new("target").join("bench-ann");
         std::fs::create_dir_all(&dir)?;
