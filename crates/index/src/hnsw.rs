@@ -412,6 +412,151 @@ impl HnswIndex {
         self.params.int8 = on;
     }
 
+    /// Tombstoned nodes still held.
+    pub fn tombstones(&self) -> usize {
+        self.ids.len() - self.live
+    }
+
+    /// Removes tombstoned nodes for good: every live node that linked to one is re-linked
+    /// (its own live neighbours plus the dead node's live neighbours, pruned with the
+    /// diversity heuristic), then storage is renumbered and shrunk, giving memory back.
+    /// No rebuild: cost is proportional to the links touched.
+    pub fn compact(&mut self) {
+        if self.tombstones() == 0 {
+            self.shrink_to_fit();
+            return;
+        }
+        let k = kernels();
+        let n = self.ids.len();
+        // 1. repair links around deleted nodes, layer by layer
+        for node in 0..n as u32 {
+            if self.deleted[node as usize] {
+                continue;
+            }
+            for level in 0..=self.levels[node as usize] as usize {
+                let list = self.neighbors(node, level);
+                if list.iter().all(|&x| !self.deleted[x as usize]) {
+                    continue;
+                }
+                let mut pool: Vec<u32> = Vec::new();
+                for &x in list {
+                    if !self.deleted[x as usize] {
+                        pool.push(x);
+                    } else {
+                        pool.extend(
+                            self.neighbors(x, level)
+                                .iter()
+                                .filter(|&&y| y != node && !self.deleted[y as usize]),
+                        );
+                    }
+                }
+                pool.sort_unstable();
+                pool.dedup();
+                let base = self.vector(node).to_vec();
+                let mut cands: Vec<Cand> = pool
+                    .into_iter()
+                    .map(|x| Cand {
+                        dist: distance(&k, self.metric, self.vector(x), &base),
+                        node: x,
+                    })
+                    .collect();
+                cands.sort();
+                let max = if level == 0 { self.m0 } else { self.params.m };
+                let chosen = self.select(&k, &cands, max);
+                self.set_neighbors(node, level, &chosen);
+            }
+        }
+        // 2. renumber the live nodes and shrink every array
+        let mut new_of = vec![u32::MAX; n];
+        let mut next = 0u32;
+        for (old, dead) in self.deleted.iter().enumerate() {
+            if !dead {
+                new_of[old] = next;
+                next += 1;
+            }
+        }
+        let live_n = next as usize;
+        let (dim, stride) = (self.dim, self.m0 + 1);
+        let mut vectors = Vec::with_capacity(live_n * dim);
+        let mut codes = Vec::with_capacity(if self.codes.is_empty() {
+            0
+        } else {
+            live_n * dim
+        });
+        let (mut scale, mut norm) = (Vec::new(), Vec::new());
+        let mut ids = Vec::with_capacity(live_n);
+        let mut levels = Vec::with_capacity(live_n);
+        let mut layer0 = vec![0u32; live_n * stride];
+        let mut upper = Vec::with_capacity(live_n);
+        for old in 0..n {
+            let new = new_of[old];
+            if new == u32::MAX {
+                continue;
+            }
+            vectors.extend_from_slice(&self.vectors[old * dim..(old + 1) * dim]);
+            if !self.code_scale.is_empty() {
+                codes.extend_from_slice(&self.codes[old * dim..(old + 1) * dim]);
+                scale.push(self.code_scale[old]);
+                norm.push(self.code_norm[old]);
+            }
+            ids.push(self.ids[old]);
+            levels.push(self.levels[old]);
+            let remap = |list: &[u32]| -> Vec<u32> {
+                list.iter()
+                    .map(|&x| new_of[x as usize])
+                    .filter(|&x| x != u32::MAX)
+                    .collect()
+            };
+            let l0 = remap(self.neighbors(old as u32, 0));
+            let s = new as usize * stride;
+            layer0[s] = l0.len() as u32;
+            layer0[s + 1..s + 1 + l0.len()].copy_from_slice(&l0);
+            upper.push(self.upper[old].iter().map(|l| remap(l)).collect::<Vec<_>>());
+        }
+        // 3. a live entry point on the top layer
+        let entry = self
+            .entry
+            .map(|e| new_of[e as usize])
+            .filter(|&e| e != u32::MAX)
+            .or_else(|| (0..live_n).max_by_key(|&i| levels[i]).map(|i| i as u32));
+        self.max_level = entry.map_or(0, |e| levels[e as usize] as usize);
+        self.entry = entry;
+        self.vectors = vectors;
+        self.codes = codes;
+        self.code_scale = scale;
+        self.code_norm = norm;
+        self.ids = ids;
+        self.levels = levels;
+        self.layer0 = layer0;
+        self.upper = upper;
+        self.deleted = vec![false; live_n];
+        self.slot_of = self
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(i, &id)| (id, i as u32))
+            .collect();
+        self.live = live_n;
+        self.scratch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    /// Releases spare capacity left by growth, so memory matches the stored nodes.
+    pub fn shrink_to_fit(&mut self) {
+        self.vectors.shrink_to_fit();
+        self.codes.shrink_to_fit();
+        self.code_scale.shrink_to_fit();
+        self.code_norm.shrink_to_fit();
+        self.ids.shrink_to_fit();
+        self.deleted.shrink_to_fit();
+        self.levels.shrink_to_fit();
+        self.layer0.shrink_to_fit();
+        self.upper.shrink_to_fit();
+        self.slot_of.shrink_to_fit();
+    }
+
     /// Writes the index to `path` atomically (write new, fsync, rename).
     pub fn save(&self, path: &Path) -> Result<(), IndexError> {
         let mut e = Encoder::default();
@@ -594,6 +739,10 @@ impl VectorIndex for HnswIndex {
     fn upsert(&mut self, id: u64, vector: &[f32]) -> Result<(), IndexError> {
         let v = prepare(self.metric, vector, self.dim)?;
         self.remove(id);
+        // Keep tombstones under a quarter of the nodes: memory stays near a fresh build's.
+        if self.tombstones() * 4 > self.ids.len() && self.ids.len() >= 64 {
+            self.compact();
+        }
         let node = u32::try_from(self.ids.len()).map_err(|_| IndexError::Full)?;
         let level = self.random_level();
         self.vectors.extend_from_slice(&v);

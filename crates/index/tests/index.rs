@@ -263,3 +263,55 @@ fn ivf_flat_agrees_with_exact_search_and_deletes_for_real() {
     }
     assert!(IvfFlatIndex::train(Metric::L2, 4, 10, &vec![vec![0.0; 4]; 3], 5, 1).is_err());
 }
+
+#[test]
+fn deleting_and_reinserting_30_percent_keeps_recall_and_memory_without_a_rebuild() {
+    let n = 4_000u64;
+    let (flat, mut hnsw, data) = build(Metric::Cosine, n as usize, 24, 77);
+    hnsw.shrink_to_fit();
+    let fresh_bytes = hnsw.bytes_per_vector() * n as f64;
+    for id in (0..n).filter(|id| id % 10 < 3) {
+        assert!(hnsw.remove(id));
+    }
+    for id in (0..n).filter(|id| id % 10 < 3) {
+        hnsw.upsert(id, &data[id as usize]).unwrap();
+    }
+    hnsw.compact();
+    assert_eq!(hnsw.tombstones(), 0);
+    assert_eq!(hnsw.len(), n as usize);
+    let bytes = hnsw.bytes_per_vector() * hnsw.len() as f64;
+    assert!(
+        bytes <= fresh_bytes * 1.10,
+        "memory {bytes} vs fresh {fresh_bytes}"
+    );
+    let mut rng = Rng(1234);
+    let mut total = 0.0;
+    for _ in 0..50 {
+        let q = rng.vector(24);
+        total += recall(
+            &flat.search(&q, 10, 0, None).unwrap(),
+            &hnsw.search(&q, 10, 100, None).unwrap(),
+        );
+    }
+    assert!(total / 50.0 >= 0.95, "recall after churn {}", total / 50.0);
+}
+
+#[test]
+fn compaction_repairs_the_graph_around_deleted_nodes() {
+    let (mut flat, mut hnsw, _) = build(Metric::L2, 3_000, 16, 55);
+    for id in (0..3_000u64).filter(|id| id % 2 == 0) {
+        hnsw.remove(id);
+        flat.remove(id);
+    }
+    hnsw.compact();
+    assert_eq!(hnsw.len(), 1_500);
+    let mut rng = Rng(77);
+    let mut total = 0.0;
+    for _ in 0..50 {
+        let q = rng.vector(16);
+        let got = hnsw.search(&q, 10, 100, None).unwrap();
+        assert!(got.iter().all(|h| h.id % 2 == 1));
+        total += recall(&flat.search(&q, 10, 0, None).unwrap(), &got);
+    }
+    assert!(total / 50.0 >= 0.95, "{}", total / 50.0);
+}
