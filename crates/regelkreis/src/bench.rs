@@ -543,19 +543,6 @@ pub fn ann(args: &AnnBenchArgs) -> anyhow::Result<()> {
     }];
 
     let efs = [10usize, 16, 24, 32, 48, 64, 96, 128, 200, 300];
-    eprintln!("building regelkreis HNSW (M=16, efConstruction=200)");
-    let started = Instant::now();
-    let mut hnsw = HnswIndex::new(Metric::Cosine, dim, HnswParams::default());
-    for (i, v) in base.iter().enumerate() {
-        hnsw.upsert(i as u64, v)?;
-        if i > 0 && i % 20_000 == 0 {
-            eprintln!(
-                "  {i} / {n} ({:.0} vectors/s)",
-                i as f64 / started.elapsed().as_secs_f64()
-            );
-        }
-    }
-    let build_s = started.elapsed().as_secs_f64();
     let recall_of = |found: &[Vec<u64>]| -> f64 {
         found
             .iter()
@@ -565,7 +552,24 @@ pub fn ann(args: &AnnBenchArgs) -> anyhow::Result<()> {
             / nq as f64
     };
     for (engine, int8) in [("regelkreis-hnsw", false), ("regelkreis-hnsw-int8", true)] {
-        hnsw.set_int8(int8);
+        eprintln!("building {engine} (M=16, efConstruction=200)");
+        let started = Instant::now();
+        let params = HnswParams {
+            int8,
+            ..HnswParams::default()
+        };
+        let mut hnsw = HnswIndex::new(Metric::Cosine, dim, params);
+        for (i, v) in base.iter().enumerate() {
+            hnsw.upsert(i as u64, v)?;
+            if i > 0 && i % 20_000 == 0 {
+                eprintln!(
+                    "  {i} / {n} ({:.0} vectors/s)",
+                    i as f64 / started.elapsed().as_secs_f64()
+                );
+            }
+        }
+        let build_s = started.elapsed().as_secs_f64();
+        hnsw.shrink_to_fit();
         for &ef in &efs {
             let started = Instant::now();
             let found = queries
