@@ -22,7 +22,24 @@ use crate::{Hit, IndexError, VectorIndex};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+/// Lock stripes guarding link-list writes during a parallel build.
+const STRIPES: usize = 1024;
+/// Largest `m` accepted (layer 0 keeps `2m` links).
+const MAX_M: usize = 32;
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The entry point and the top layer, changed together.
+#[derive(Debug, Clone, Copy, Default)]
+struct Top {
+    entry: Option<u32>,
+    max_level: usize,
+}
 
 const KIND_HNSW: u32 = 2;
 
@@ -84,6 +101,19 @@ impl Visited {
     }
 }
 
+/// Links copied out of the graph.
+struct Links {
+    buf: [u32; 2 * MAX_M],
+    len: usize,
+}
+
+impl std::ops::Deref for Links {
+    type Target = [u32];
+    fn deref(&self) -> &[u32] {
+        &self.buf[..self.len]
+    }
+}
+
 /// An HNSW index.
 pub struct HnswIndex {
     metric: Metric,
@@ -100,10 +130,14 @@ pub struct HnswIndex {
     deleted: Vec<bool>,
     live: usize,
     levels: Vec<u8>,
-    layer0: Vec<u32>,
-    upper: Vec<Vec<Vec<u32>>>,
-    entry: Option<u32>,
-    max_level: usize,
+    /// `[count, n₁ … n_M0]` per node; atomics so a parallel build can write links while
+    /// other threads read them (a reader sees an old or a new list, both valid).
+    layer0: Vec<AtomicU32>,
+    upper: Vec<Mutex<Vec<Vec<u32>>>>,
+    top: Mutex<Top>,
+    /// Held for the whole insertion of a node that raises the top layer.
+    level_up: Mutex<()>,
+    stripes: Vec<Mutex<()>>,
     rng: u64,
     scratch: Mutex<Vec<Visited>>,
 }
@@ -111,7 +145,7 @@ pub struct HnswIndex {
 impl HnswIndex {
     /// An empty index.
     pub fn new(metric: Metric, dim: usize, params: HnswParams) -> Self {
-        let m = params.m.max(2);
+        let m = params.m.clamp(2, MAX_M);
         HnswIndex {
             metric,
             dim,
@@ -128,8 +162,9 @@ impl HnswIndex {
             levels: Vec::new(),
             layer0: Vec::new(),
             upper: Vec::new(),
-            entry: None,
-            max_level: 0,
+            top: Mutex::new(Top::default()),
+            level_up: Mutex::new(()),
+            stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             rng: params.seed ^ 0x9e37_79b9_7f4a_7c15,
             scratch: Mutex::new(Vec::new()),
         }
@@ -141,7 +176,13 @@ impl HnswIndex {
         let upper: usize = self
             .upper
             .iter()
-            .map(|l| l.iter().map(|v| v.capacity() * 4 + 24).sum::<usize>() + 24)
+            .map(|l| {
+                locked(l)
+                    .iter()
+                    .map(|v| v.capacity() * 4 + 24)
+                    .sum::<usize>()
+                    + 32
+            })
             .sum();
         (self.vectors.capacity() * 4
             + self.codes.capacity()
@@ -161,25 +202,51 @@ impl HnswIndex {
         &self.vectors[s..s + self.dim]
     }
 
-    #[inline]
-    fn neighbors(&self, node: u32, level: usize) -> &[u32] {
-        if level == 0 {
-            let s = node as usize * (self.m0 + 1);
-            let count = self.layer0[s] as usize;
-            &self.layer0[s + 1..s + 1 + count]
-        } else {
-            &self.upper[node as usize][level - 1]
-        }
+    fn top(&self) -> Top {
+        *locked(&self.top)
     }
 
-    fn set_neighbors(&mut self, node: u32, level: usize, list: &[u32]) {
+    /// A node's links on a layer, copied out (layer 0 without locking).
+    #[inline]
+    fn neighbors(&self, node: u32, level: usize) -> Links {
+        let mut out = Links {
+            buf: [0; 2 * MAX_M],
+            len: 0,
+        };
+        if level == 0 {
+            let s = node as usize * (self.m0 + 1);
+            let count = (self.layer0[s].load(Ordering::Acquire) as usize).min(self.m0);
+            for (slot, cell) in out.buf[..count]
+                .iter_mut()
+                .zip(&self.layer0[s + 1..s + 1 + count])
+            {
+                *slot = cell.load(Ordering::Relaxed);
+            }
+            out.len = count;
+        } else {
+            let lists = locked(&self.upper[node as usize]);
+            if let Some(list) = lists.get(level - 1) {
+                let n = list.len().min(out.buf.len());
+                out.buf[..n].copy_from_slice(&list[..n]);
+                out.len = n;
+            }
+        }
+        out
+    }
+
+    fn set_neighbors(&self, node: u32, level: usize, list: &[u32]) {
         if level == 0 {
             let s = node as usize * (self.m0 + 1);
             let n = list.len().min(self.m0);
-            self.layer0[s] = n as u32;
-            self.layer0[s + 1..s + 1 + n].copy_from_slice(&list[..n]);
-        } else {
-            self.upper[node as usize][level - 1] = list.to_vec();
+            // Shrink the count first so no reader sees a slot while it is rewritten.
+            let old = self.layer0[s].load(Ordering::Relaxed) as usize;
+            self.layer0[s].store(n.min(old) as u32, Ordering::Release);
+            for (cell, &x) in self.layer0[s + 1..s + 1 + n].iter().zip(list) {
+                cell.store(x, Ordering::Relaxed);
+            }
+            self.layer0[s].store(n as u32, Ordering::Release);
+        } else if let Some(l) = locked(&self.upper[node as usize]).get_mut(level - 1) {
+            *l = list.to_vec();
         }
     }
 
@@ -232,7 +299,7 @@ impl HnswIndex {
     fn greedy(&self, dist: &impl Fn(u32) -> f32, mut ep: Cand, level: usize) -> Cand {
         loop {
             let mut changed = false;
-            for &nb in self.neighbors(ep.node, level) {
+            for &nb in self.neighbors(ep.node, level).iter() {
                 let d = dist(nb);
                 if d < ep.dist {
                     ep = Cand { dist: d, node: nb };
@@ -280,12 +347,12 @@ impl HnswIndex {
             }
             let nbs = self.neighbors(c.node, level);
             // Start loading every unvisited neighbour's vector before the first distance.
-            for &nb in nbs {
+            for &nb in nbs.iter() {
                 if visited.marks[nb as usize] != visited.epoch {
                     crate::raw::prefetch(base.wrapping_add(nb as usize * bytes), lines);
                 }
             }
-            for &nb in nbs {
+            for &nb in nbs.iter() {
                 if !visited.insert(nb) {
                     continue;
                 }
@@ -321,33 +388,47 @@ impl HnswIndex {
         kept.into_iter().map(|c| c.node).collect()
     }
 
-    fn insert_node(&mut self, node: u32) {
+    /// Links a prepared node into the graph. Takes `&self`: several threads may insert
+    /// different nodes at once; link lists are written under striped locks.
+    fn insert_node(&self, node: u32) {
         let k = kernels();
         let level = self.levels[node as usize] as usize;
-        let q = self.vector(node).to_vec();
-        let Some(entry) = self.entry else {
-            self.entry = Some(node);
-            self.max_level = level;
+        let q = self.vector(node);
+        // A node that raises the top layer is inserted alone (as hnswlib does).
+        let mut raise_guard = None;
+        let mut top = self.top();
+        if top.entry.is_none() || level > top.max_level {
+            raise_guard = Some(locked(&self.level_up));
+            top = self.top();
+            if top.entry.is_none() {
+                *locked(&self.top) = Top {
+                    entry: Some(node),
+                    max_level: level,
+                };
+                return;
+            }
+        }
+        let Some(entry) = top.entry else {
             return;
         };
+        let exact = |n: u32| distance(&k, self.metric, self.vector(n), q);
         let mut ep = Cand {
-            dist: distance(&k, self.metric, self.vector(entry), &q),
+            dist: exact(entry),
             node: entry,
         };
-        let dist = |n: u32| distance(&k, self.metric, self.vector(n), &q);
-        for lc in (level + 1..=self.max_level).rev() {
-            ep = self.greedy(&dist, ep, lc);
+        for lc in (level + 1..=top.max_level).rev() {
+            ep = self.greedy(&exact, ep, lc);
         }
         let mut eps = vec![ep];
         let mut visited = self.take_visited();
-        for lc in (0..=level.min(self.max_level)).rev() {
+        let q_norm = crate::distance::dot_scalar(q, q);
+        for lc in (0..=level.min(top.max_level)).rev() {
             visited.reset(self.ids.len());
             let found = if self.params.int8 {
                 // Walk on the codes (a quarter of the memory traffic), then choose
                 // neighbours on exact distances.
-                let q_norm = crate::distance::dot_scalar(&q, &q);
                 let mut found = self.search_layer(
-                    &|n: u32| self.code_dist(&k, &q, q_norm, n),
+                    &|n: u32| self.code_dist(&k, q, q_norm, n),
                     true,
                     &eps,
                     self.params.ef_construction,
@@ -356,13 +437,13 @@ impl HnswIndex {
                     &|_| true,
                 );
                 for c in &mut found {
-                    c.dist = distance(&k, self.metric, self.vector(c.node), &q);
+                    c.dist = exact(c.node);
                 }
                 found.sort();
                 found
             } else {
                 self.search_layer(
-                    &|n: u32| distance(&k, self.metric, self.vector(n), &q),
+                    &exact,
                     false,
                     &eps,
                     self.params.ef_construction,
@@ -373,34 +454,102 @@ impl HnswIndex {
             };
             let max = if lc == 0 { self.m0 } else { self.params.m };
             let chosen = self.select(&k, &found, self.params.m);
-            self.set_neighbors(node, lc, &chosen);
+            {
+                let _g = locked(&self.stripes[node as usize % STRIPES]);
+                self.set_neighbors(node, lc, &chosen);
+            }
             for &nb in &chosen {
+                let _g = locked(&self.stripes[nb as usize % STRIPES]);
                 let mut list: Vec<u32> = self.neighbors(nb, lc).to_vec();
-                if list.len() < max {
-                    list.push(node);
-                    self.set_neighbors(nb, lc, &list);
-                } else {
-                    list.push(node);
-                    let nv = self.vector(nb).to_vec();
+                if list.contains(&node) {
+                    continue;
+                }
+                list.push(node);
+                if list.len() > max {
+                    let nv = self.vector(nb);
                     let mut cands: Vec<Cand> = list
                         .iter()
                         .map(|&x| Cand {
-                            dist: distance(&k, self.metric, self.vector(x), &nv),
+                            dist: distance(&k, self.metric, self.vector(x), nv),
                             node: x,
                         })
                         .collect();
                     cands.sort();
-                    let pruned = self.select(&k, &cands, max);
-                    self.set_neighbors(nb, lc, &pruned);
+                    list = self.select(&k, &cands, max);
                 }
+                self.set_neighbors(nb, lc, &list);
             }
             eps = found;
         }
         self.give_visited(visited);
-        if level > self.max_level {
-            self.max_level = level;
-            self.entry = Some(node);
+        if raise_guard.is_some() {
+            let mut t = locked(&self.top);
+            if level > t.max_level {
+                *t = Top {
+                    entry: Some(node),
+                    max_level: level,
+                };
+            }
         }
+    }
+
+    /// Stores a prepared vector as a new, not yet linked node.
+    fn stage(&mut self, id: u64, v: &[f32]) -> Result<u32, IndexError> {
+        let node = u32::try_from(self.ids.len()).map_err(|_| IndexError::Full)?;
+        let level = self.random_level();
+        self.vectors.extend_from_slice(v);
+        if self.params.int8 {
+            self.encode(v);
+        }
+        self.ids.push(id);
+        self.deleted.push(false);
+        self.levels.push(level as u8);
+        self.layer0
+            .extend((0..self.m0 + 1).map(|_| AtomicU32::new(0)));
+        self.upper.push(Mutex::new(vec![Vec::new(); level]));
+        self.slot_of.insert(id, node);
+        self.live += 1;
+        Ok(node)
+    }
+
+    /// Inserts or replaces many vectors, linking them on `threads` threads at once.
+    /// The graph is the same kind a sequential build makes; which neighbours each node
+    /// gets depends on the interleaving, so builds with more than one thread are not
+    /// bit-for-bit reproducible.
+    pub fn upsert_batch(
+        &mut self,
+        items: &[(u64, &[f32])],
+        threads: usize,
+    ) -> Result<(), IndexError> {
+        let prepared = items
+            .iter()
+            .map(|(id, v)| prepare(self.metric, v, self.dim).map(|p| (*id, p)))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (id, _) in &prepared {
+            self.remove(*id);
+        }
+        if self.tombstones() * 4 > self.ids.len() && self.ids.len() >= 64 {
+            self.compact();
+        }
+        let first = self.ids.len() as u32;
+        for (id, v) in &prepared {
+            self.stage(*id, v)?;
+        }
+        let end = self.ids.len() as u32;
+        let next = AtomicUsize::new(first as usize);
+        let this = &*self;
+        std::thread::scope(|s| {
+            for _ in 0..threads.max(1) {
+                s.spawn(|| loop {
+                    let node = next.fetch_add(1, Ordering::Relaxed);
+                    if node >= end as usize {
+                        break;
+                    }
+                    this.insert_node(node as u32);
+                });
+            }
+        });
+        Ok(())
     }
 
     /// Appends the int8 code of a vector: per-vector symmetric scale, rounded.
@@ -459,7 +608,7 @@ impl HnswIndex {
                     continue;
                 }
                 let mut pool: Vec<u32> = Vec::new();
-                for &x in list {
+                for &x in list.iter() {
                     if !self.deleted[x as usize] {
                         pool.push(x);
                     } else {
@@ -506,7 +655,7 @@ impl HnswIndex {
         let (mut scale, mut norm) = (Vec::new(), Vec::new());
         let mut ids = Vec::with_capacity(live_n);
         let mut levels = Vec::with_capacity(live_n);
-        let mut layer0 = vec![0u32; live_n * stride];
+        let mut layer0: Vec<AtomicU32> = (0..live_n * stride).map(|_| AtomicU32::new(0)).collect();
         let mut upper = Vec::with_capacity(live_n);
         for old in 0..n {
             let new = new_of[old];
@@ -527,20 +676,30 @@ impl HnswIndex {
                     .filter(|&x| x != u32::MAX)
                     .collect()
             };
-            let l0 = remap(self.neighbors(old as u32, 0));
+            let l0 = remap(&self.neighbors(old as u32, 0));
             let s = new as usize * stride;
-            layer0[s] = l0.len() as u32;
-            layer0[s + 1..s + 1 + l0.len()].copy_from_slice(&l0);
-            upper.push(self.upper[old].iter().map(|l| remap(l)).collect::<Vec<_>>());
+            layer0[s] = AtomicU32::new(l0.len() as u32);
+            for (cell, &x) in layer0[s + 1..s + 1 + l0.len()].iter_mut().zip(&l0) {
+                *cell = AtomicU32::new(x);
+            }
+            let lists: Vec<Vec<u32>> = locked(&self.upper[old]).iter().map(|l| remap(l)).collect();
+            upper.push(Mutex::new(lists));
         }
         // 3. a live entry point on the top layer
         let entry = self
+            .top()
             .entry
             .map(|e| new_of[e as usize])
             .filter(|&e| e != u32::MAX)
+            .filter(|&e| {
+                let top_level = levels.iter().copied().max().unwrap_or(0);
+                levels[e as usize] == top_level
+            })
             .or_else(|| (0..live_n).max_by_key(|&i| levels[i]).map(|i| i as u32));
-        self.max_level = entry.map_or(0, |e| levels[e as usize] as usize);
-        self.entry = entry;
+        *locked(&self.top) = Top {
+            entry,
+            max_level: entry.map_or(0, |e| levels[e as usize] as usize),
+        };
         self.vectors = vectors;
         self.codes = codes;
         self.code_scale = scale;
@@ -587,8 +746,9 @@ impl HnswIndex {
         e.u64(self.params.seed);
         e.f64(self.params.exact_below);
         e.u8(u8::from(self.params.int8));
-        e.u64(self.entry.map_or(u64::MAX, u64::from));
-        e.u64(self.max_level as u64);
+        let top = self.top();
+        e.u64(top.entry.map_or(u64::MAX, u64::from));
+        e.u64(top.max_level as u64);
         e.u64(self.rng);
         e.f32s(&self.vectors);
         e.u64s(&self.ids);
@@ -600,9 +760,14 @@ impl HnswIndex {
                 .collect::<Vec<_>>(),
         );
         e.bytes(&self.levels);
-        e.u32s(&self.layer0);
+        let layer0: Vec<u32> = self
+            .layer0
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        e.u32s(&layer0);
         for lists in &self.upper {
-            for list in lists {
+            for list in locked(lists).iter() {
                 e.u32s(list);
             }
         }
@@ -636,22 +801,22 @@ impl HnswIndex {
             return Err(bad("parameters"));
         }
         let entry = d.u64()?;
-        index.max_level = usize::try_from(d.u64()?).map_err(|_| bad("level"))?;
+        let max_level = usize::try_from(d.u64()?).map_err(|_| bad("level"))?;
         index.rng = d.u64()?;
         index.vectors = d.f32s()?;
         index.ids = d.u64s()?;
         let n = index.ids.len();
         index.deleted = d.bytes()?.into_iter().map(|b| b != 0).collect();
         index.levels = d.bytes()?;
-        index.layer0 = d.u32s()?;
+        let layer0 = d.u32s()?;
         if index.vectors.len() != n * dim
             || index.deleted.len() != n
             || index.levels.len() != n
-            || index.layer0.len() != n * (index.m0 + 1)
+            || layer0.len() != n * (index.m0 + 1)
         {
             return Err(bad("section sizes disagree"));
         }
-        index.entry = match entry {
+        let entry = match entry {
             u64::MAX => None,
             e => Some(
                 u32::try_from(e)
@@ -660,29 +825,34 @@ impl HnswIndex {
                     .ok_or_else(|| bad("entry"))?,
             ),
         };
-        index.upper = Vec::with_capacity(n);
+        if entry.is_some_and(|e| index.levels[e as usize] as usize != max_level) {
+            return Err(bad("entry point is not on the top layer"));
+        }
+        *locked(&index.top) = Top { entry, max_level };
+        let mut upper = Vec::with_capacity(n);
         for node in 0..n {
             let mut lists = Vec::with_capacity(index.levels[node] as usize);
             for _ in 0..index.levels[node] {
                 lists.push(d.u32s()?);
             }
-            index.upper.push(lists);
+            upper.push(lists);
         }
         // every link must point at a stored node
         let links_ok = (0..n).all(|node| {
             let s = node * (index.m0 + 1);
-            let count = index.layer0[s] as usize;
+            let count = layer0[s] as usize;
             count <= index.m0
-                && index.layer0[s + 1..s + 1 + count]
+                && layer0[s + 1..s + 1 + count]
                     .iter()
                     .all(|&x| (x as usize) < n)
-        }) && index
-            .upper
+        }) && upper
             .iter()
             .all(|ls| ls.iter().all(|l| l.iter().all(|&x| (x as usize) < n)));
         if !links_ok {
             return Err(bad("link to a node that does not exist"));
         }
+        index.layer0 = layer0.into_iter().map(AtomicU32::new).collect();
+        index.upper = upper.into_iter().map(Mutex::new).collect();
         index.codes = d.bytes()?.into_iter().map(|b| b as i8).collect();
         index.code_scale = d.f32s()?;
         index.code_norm = d.f32s()?;
@@ -701,12 +871,12 @@ impl HnswIndex {
     }
 
     /// Greedy descent through the upper layers to the entry point of layer 0.
-    fn descend(&self, dist: &impl Fn(u32) -> f32, entry: u32) -> Cand {
+    fn descend(&self, dist: &impl Fn(u32) -> f32, entry: u32, max_level: usize) -> Cand {
         let mut ep = Cand {
             dist: dist(entry),
             node: entry,
         };
-        for lc in (1..=self.max_level).rev() {
+        for lc in (1..=max_level).rev() {
             ep = self.greedy(dist, ep, lc);
         }
         ep
@@ -763,19 +933,7 @@ impl VectorIndex for HnswIndex {
         if self.tombstones() * 4 > self.ids.len() && self.ids.len() >= 64 {
             self.compact();
         }
-        let node = u32::try_from(self.ids.len()).map_err(|_| IndexError::Full)?;
-        let level = self.random_level();
-        self.vectors.extend_from_slice(&v);
-        if self.params.int8 {
-            self.encode(&v);
-        }
-        self.ids.push(id);
-        self.deleted.push(false);
-        self.levels.push(level as u8);
-        self.layer0.resize(self.layer0.len() + self.m0 + 1, 0);
-        self.upper.push(vec![Vec::new(); level]);
-        self.slot_of.insert(id, node);
-        self.live += 1;
+        let node = self.stage(id, &v)?;
         self.insert_node(node);
         Ok(())
     }
@@ -800,7 +958,8 @@ impl VectorIndex for HnswIndex {
     ) -> Result<Vec<Hit>, IndexError> {
         let q = prepare(self.metric, query, self.dim)?;
         let kern = kernels();
-        let Some(entry) = self.entry else {
+        let top = self.top();
+        let Some(entry) = top.entry else {
             return Ok(Vec::new());
         };
         if k == 0 {
@@ -819,7 +978,7 @@ impl VectorIndex for HnswIndex {
                 let found = if self.params.int8 {
                     let q_norm = crate::distance::dot_scalar(&q, &q);
                     let dist = |n: u32| self.code_dist(&kern, &q, q_norm, n);
-                    let ep = self.descend(&dist, entry);
+                    let ep = self.descend(&dist, entry, top.max_level);
                     let mut found =
                         self.search_layer(&dist, true, &[ep], ef.max(k), 0, &mut visited, &accept);
                     // re-score the candidates at full precision
@@ -830,7 +989,7 @@ impl VectorIndex for HnswIndex {
                     found
                 } else {
                     let dist = |n: u32| self.exact_dist(&kern, &q, n);
-                    let ep = self.descend(&dist, entry);
+                    let ep = self.descend(&dist, entry, top.max_level);
                     self.search_layer(&dist, false, &[ep], ef.max(k), 0, &mut visited, &accept)
                 };
                 self.give_visited(visited);

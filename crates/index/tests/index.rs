@@ -315,3 +315,43 @@ fn compaction_repairs_the_graph_around_deleted_nodes() {
     }
     assert!(total / 50.0 >= 0.95, "{}", total / 50.0);
 }
+
+#[test]
+fn a_parallel_build_finds_what_a_sequential_one_finds() {
+    let mut rng = Rng(4242);
+    let data: Vec<Vec<f32>> = (0..4_000).map(|_| rng.vector(24)).collect();
+    let mut flat = FlatIndex::new(Metric::Cosine, 24);
+    for (i, v) in data.iter().enumerate() {
+        flat.upsert(i as u64, v).unwrap();
+    }
+    for int8 in [false, true] {
+        let mut hnsw = HnswIndex::new(
+            Metric::Cosine,
+            24,
+            HnswParams {
+                int8,
+                ..HnswParams::default()
+            },
+        );
+        let items: Vec<(u64, &[f32])> = data
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i as u64, v.as_slice()))
+            .collect();
+        hnsw.upsert_batch(&items[..2_000], 2).unwrap();
+        hnsw.upsert_batch(&items[2_000..], 2).unwrap();
+        assert_eq!(hnsw.len(), 4_000);
+        let mut total = 0.0;
+        for _ in 0..50 {
+            let q = rng.vector(24);
+            total += recall(
+                &flat.search(&q, 10, 0, None).unwrap(),
+                &hnsw.search(&q, 10, 100, None).unwrap(),
+            );
+        }
+        assert!(total / 50.0 >= 0.95, "int8={int8}: {}", total / 50.0);
+        // replacing through a batch keeps one live vector per id
+        hnsw.upsert_batch(&items[..100], 2).unwrap();
+        assert_eq!(hnsw.len(), 4_000);
+    }
+}

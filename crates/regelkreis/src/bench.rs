@@ -552,21 +552,26 @@ pub fn ann(args: &AnnBenchArgs) -> anyhow::Result<()> {
             / nq as f64
     };
     for (engine, int8) in [("regelkreis-hnsw", false), ("regelkreis-hnsw-int8", true)] {
-        eprintln!("building {engine} (M=16, efConstruction=200)");
+        eprintln!("building {engine} (M=16, efConstruction=200, 2 threads)");
         let started = Instant::now();
         let params = HnswParams {
             int8,
             ..HnswParams::default()
         };
         let mut hnsw = HnswIndex::new(Metric::Cosine, dim, params);
-        for (i, v) in base.iter().enumerate() {
-            hnsw.upsert(i as u64, v)?;
-            if i > 0 && i % 20_000 == 0 {
-                eprintln!(
-                    "  {i} / {n} ({:.0} vectors/s)",
-                    i as f64 / started.elapsed().as_secs_f64()
-                );
-            }
+        let items: Vec<(u64, &[f32])> = base
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i as u64, v.as_slice()))
+            .collect();
+        for (c, chunk) in items.chunks(20_000).enumerate() {
+            hnsw.upsert_batch(chunk, 2)?;
+            let done = (c + 1) * 20_000;
+            eprintln!(
+                "  {} / {n} ({:.0} vectors/s, 2 threads)",
+                done.min(n),
+                done.min(n) as f64 / started.elapsed().as_secs_f64()
+            );
         }
         let build_s = started.elapsed().as_secs_f64();
         hnsw.shrink_to_fit();
