@@ -27,6 +27,8 @@ use std::sync::{Mutex, MutexGuard};
 
 /// Lock stripes guarding link-list writes during a parallel build.
 const STRIPES: usize = 1024;
+/// A filtered search expected to match fewer vectors than this is answered exactly.
+const EXACT_MAX_MATCHES: f64 = 4_096.0;
 /// Largest `m` accepted (layer 0 keeps `2m` links).
 const MAX_M: usize = 32;
 
@@ -319,6 +321,7 @@ impl HnswIndex {
         &self,
         dist: &impl Fn(u32) -> f32,
         on_codes: bool,
+        two_hop: bool,
         eps: &[Cand],
         ef: usize,
         level: usize,
@@ -352,10 +355,38 @@ impl HnswIndex {
                     crate::raw::prefetch(base.wrapping_add(nb as usize * bytes), lines);
                 }
             }
+            // In a filtered walk, at most as many matching nodes per expansion as an
+            // unfiltered walk would score (ACORN's pruned two-hop list).
+            let mut budget = if two_hop { self.m0 } else { usize::MAX };
             for &nb in nbs.iter() {
+                if budget == 0 {
+                    break;
+                }
                 if !visited.insert(nb) {
                     continue;
                 }
+                if two_hop && !accept(nb) {
+                    // Filtered walk: skip a failing neighbour's distance and look through
+                    // it at its own neighbours that pass, so the walk stays among the
+                    // matching nodes without losing the graph's reach.
+                    for &nb2 in self.neighbors(nb, level).iter() {
+                        if budget == 0 {
+                            break;
+                        }
+                        if !accept(nb2) || !visited.insert(nb2) {
+                            continue;
+                        }
+                        budget -= 1;
+                        let d = dist(nb2);
+                        if d < results.bound() || results.len() < ef {
+                            let cand = Cand { dist: d, node: nb2 };
+                            candidates.push(Reverse(cand));
+                            results.push(cand);
+                        }
+                    }
+                    continue;
+                }
+                budget = budget.saturating_sub(1);
                 let d = dist(nb);
                 if d < results.bound() || results.len() < ef {
                     let cand = Cand { dist: d, node: nb };
@@ -430,6 +461,7 @@ impl HnswIndex {
                 let mut found = self.search_layer(
                     &|n: u32| self.code_dist(&k, q, q_norm, n),
                     true,
+                    false,
                     &eps,
                     self.params.ef_construction,
                     lc,
@@ -444,6 +476,7 @@ impl HnswIndex {
             } else {
                 self.search_layer(
                     &exact,
+                    false,
                     false,
                     &eps,
                     self.params.ef_construction,
@@ -965,11 +998,20 @@ impl VectorIndex for HnswIndex {
         if k == 0 {
             return Ok(Vec::new());
         }
+        let selectivity = filter.map_or(1.0, |f| self.estimate_selectivity(f));
         let found = match filter {
-            Some(f) if self.estimate_selectivity(f) < self.params.exact_below => {
+            // Exact search when few vectors match: by share, or by count (scanning a few
+            // thousand vectors costs less than a filtered walk).
+            Some(f)
+                if selectivity < self.params.exact_below
+                    || selectivity * (self.live as f64) < EXACT_MAX_MATCHES =>
+            {
                 self.exact(&kern, &q, k, f)
             }
             _ => {
+                // Below half of the vectors matching, walk the matching nodes two hops
+                // at a time instead of computing distances for the others.
+                let two_hop = selectivity < 0.5;
                 let accept = |node: u32| {
                     !self.deleted[node as usize]
                         && filter.is_none_or(|f| f(self.ids[node as usize]))
@@ -979,8 +1021,16 @@ impl VectorIndex for HnswIndex {
                     let q_norm = crate::distance::dot_scalar(&q, &q);
                     let dist = |n: u32| self.code_dist(&kern, &q, q_norm, n);
                     let ep = self.descend(&dist, entry, top.max_level);
-                    let mut found =
-                        self.search_layer(&dist, true, &[ep], ef.max(k), 0, &mut visited, &accept);
+                    let mut found = self.search_layer(
+                        &dist,
+                        true,
+                        two_hop,
+                        &[ep],
+                        ef.max(k),
+                        0,
+                        &mut visited,
+                        &accept,
+                    );
                     // re-score the candidates at full precision
                     for c in &mut found {
                         c.dist = self.exact_dist(&kern, &q, c.node);
@@ -990,7 +1040,16 @@ impl VectorIndex for HnswIndex {
                 } else {
                     let dist = |n: u32| self.exact_dist(&kern, &q, n);
                     let ep = self.descend(&dist, entry, top.max_level);
-                    self.search_layer(&dist, false, &[ep], ef.max(k), 0, &mut visited, &accept)
+                    self.search_layer(
+                        &dist,
+                        false,
+                        two_hop,
+                        &[ep],
+                        ef.max(k),
+                        0,
+                        &mut visited,
+                        &accept,
+                    )
                 };
                 self.give_visited(visited);
                 found

@@ -551,6 +551,7 @@ pub fn ann(args: &AnnBenchArgs) -> anyhow::Result<()> {
             .sum::<f64>()
             / nq as f64
     };
+    let mut last_hnsw = None;
     for (engine, int8) in [("regelkreis-hnsw", false), ("regelkreis-hnsw-int8", true)] {
         eprintln!("building {engine} (M=16, efConstruction=200, 2 threads)");
         let started = Instant::now();
@@ -594,8 +595,13 @@ pub fn ann(args: &AnnBenchArgs) -> anyhow::Result<()> {
                 bytes_per_vector: hnsw.bytes_per_vector(),
             });
         }
+        last_hnsw = Some(hnsw);
     }
 
+    let filtered = match last_hnsw.take() {
+        Some(index) => filtered_search(&index, &flat, &queries, k)?,
+        None => Vec::new(),
+    };
     let nlist = ((n as f64).sqrt() * 2.0).round().clamp(1.0, 4096.0) as usize;
     eprintln!("training IVF-Flat (nlist={nlist}, k-means on a sample)");
     let started = Instant::now();
@@ -679,6 +685,10 @@ pub fn ann(args: &AnnBenchArgs) -> anyhow::Result<()> {
     }
 
     if args.json {
+        let filtered_json: Vec<serde_json::Value> = filtered
+            .iter()
+            .map(|f| serde_json::json!({"selectivity": f.selectivity, "recall_at_10": f.recall, "p50_us": f.p50_us, "p95_us": f.p95_us, "p95_ratio": f.p95_ratio}))
+            .collect();
         let list: Vec<serde_json::Value> = results
             .iter()
             .map(|r| {
@@ -686,7 +696,10 @@ pub fn ann(args: &AnnBenchArgs) -> anyhow::Result<()> {
                     "qps": r.qps, "build_s": r.build_s, "bytes_per_vector": r.bytes_per_vector})
             })
             .collect();
-        println!("{}", serde_json::json!({ "results": list }));
+        println!(
+            "{}",
+            serde_json::json!({ "results": list, "filtered": filtered_json })
+        );
         return Ok(());
     }
     println!(
@@ -720,6 +733,34 @@ pub fn ann(args: &AnnBenchArgs) -> anyhow::Result<()> {
             &rows
         )
     );
+    if !filtered.is_empty() {
+        println!("\nfiltered search (int8 HNSW, ef=64; exact below 2 % sampled selectivity or 4,096 expected matches, else a pruned two-hop walk over matching nodes):");
+        let rows: Vec<[String; 5]> = filtered
+            .iter()
+            .map(|f| {
+                [
+                    format!("{:.1} %", f.selectivity * 100.0),
+                    format!("{:.4}", f.recall),
+                    format!("{:.0}", f.p50_us),
+                    format!("{:.0}", f.p95_us),
+                    format!("{:.2}x", f.p95_ratio),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            table(
+                &[
+                    "SELECTIVITY",
+                    "RECALL@10",
+                    "P50 US",
+                    "P95 US",
+                    "P95 / UNFILTERED"
+                ],
+                &rows
+            )
+        );
+    }
     for threshold in [0.95, 0.99] {
         let best = |engine: &str| {
             results
@@ -738,4 +779,74 @@ pub fn ann(args: &AnnBenchArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+struct FilteredFigures {
+    selectivity: f64,
+    recall: f64,
+    p50_us: f64,
+    p95_us: f64,
+    p95_ratio: f64,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Recall and latency of filtered searches at several selectivities, beside the
+/// unfiltered p95 at the same `ef`.
+fn filtered_search(
+    index: &regelkreis_index::HnswIndex,
+    flat: &regelkreis_index::FlatIndex,
+    queries: &[Vec<f32>],
+    k: usize,
+) -> anyhow::Result<Vec<FilteredFigures>> {
+    use regelkreis_index::VectorIndex;
+    let ef = 64;
+    let qs = &queries[..queries.len().min(300)];
+    let timed = |f: Option<&dyn Fn(u64) -> bool>| -> anyhow::Result<(Vec<Vec<u64>>, Vec<f64>)> {
+        let mut found = Vec::with_capacity(qs.len());
+        let mut micros = Vec::with_capacity(qs.len());
+        for q in qs {
+            let started = Instant::now();
+            let hits = index.search(q, k, ef, f)?;
+            micros.push(started.elapsed().as_secs_f64() * 1e6);
+            found.push(hits.iter().map(|h| h.id).collect());
+        }
+        micros.sort_by(f64::total_cmp);
+        Ok((found, micros))
+    };
+    let (_, base) = timed(None)?;
+    let base_p95 = percentile(&base, 0.95);
+    let mut out = Vec::new();
+    for selectivity in [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5] {
+        let pass = move |id: u64| {
+            ((id.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as f64 / (1u64 << 24) as f64)
+                < selectivity
+        };
+        let (found, micros) = timed(Some(&pass))?;
+        let mut recall = 0.0;
+        for (q, f) in qs.iter().zip(&found) {
+            let truth: Vec<u64> = flat
+                .search(q, k, 0, Some(&pass))?
+                .iter()
+                .map(|h| h.id)
+                .collect();
+            recall +=
+                f.iter().filter(|id| truth.contains(id)).count() as f64 / truth.len().max(1) as f64;
+        }
+        let p95 = percentile(&micros, 0.95);
+        out.push(FilteredFigures {
+            selectivity,
+            recall: recall / qs.len() as f64,
+            p50_us: percentile(&micros, 0.5),
+            p95_us: p95,
+            p95_ratio: p95 / base_p95,
+        });
+    }
+    Ok(out)
 }
