@@ -13,4 +13,9 @@ trap cleanup EXIT
 url=$(scripts/postgres.sh start "$pgdir" "$port")
 echo "PostgreSQL for the tests: $url"
 
-REGELKREIS_TEST_POSTGRES="$url" cargo test --workspace --locked
+log=$(mktemp)
+REGELKREIS_TEST_POSTGRES="$url" cargo test --workspace --locked 2>&1 | tee "$log"
+# One closing line for the whole workspace (cargo's own last line is a crate's doc-tests).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"
