@@ -532,7 +532,8 @@ pub fn ann(args: &AnnBenchArgs) -> anyhow::Result<()> {
             .collect::<anyhow::Result<Vec<Vec<Vec<u64>>>>>()
             .map(|v| v.into_iter().flatten().collect())
     })?;
-    let flat_qps = 2.0 * nq as f64 / started.elapsed().as_secs_f64() / 2.0;
+    // two threads shared the queries: per-thread (single-query-thread) throughput
+    let flat_qps = (nq as f64 / 2.0) / started.elapsed().as_secs_f64();
     let mut results = vec![AnnResult {
         engine: "regelkreis-flat".into(),
         params: "exact".into(),
