@@ -120,7 +120,7 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
-    let tags = tags_of(&req);
+    let tags = tags_of(req.headers());
     let resp = next.run(req).await;
     let elapsed = started.elapsed();
     let status = resp.status().as_u16();
@@ -145,9 +145,9 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
 }
 
 /// Feature and campaign tags from `x-regelkreis-feature` / `x-regelkreis-campaign`.
-pub(crate) fn tags_of<B>(req: &axum::http::Request<B>) -> Tags {
+pub(crate) fn tags_of(headers: &axum::http::HeaderMap) -> Tags {
     let get = |name: &str| {
-        req.headers()
+        headers
             .get(name)
             .and_then(|v: &HeaderValue| v.to_str().ok())
             .filter(|v| !v.is_empty() && v.len() <= 128)

@@ -126,12 +126,8 @@ fn key_from(r: &postgres::Row) -> Result<ApiKey, StoreError> {
 }
 
 fn head_from(r: &postgres::Row) -> Result<AuditHead, StoreError> {
-    let seq: i64 = r.try_get(0)?;
     let hash: Vec<u8> = r.try_get(1)?;
-    Ok(AuditHead {
-        seq: u64::try_from(seq).map_err(|_| StoreError::corrupt("audit_heads", "negative seq"))?,
-        hash: row::hash32("audit_heads", &hash)?,
-    })
+    row::audit_head(r.try_get(0)?, &hash)
 }
 
 impl Store for PostgresStore {

@@ -143,3 +143,11 @@ pub(crate) fn written(
         updated_at: now,
     })
 }
+
+/// A chain head as stored: last seq and hash.
+pub(crate) fn audit_head(seq: i64, hash: &[u8]) -> Result<crate::AuditHead, StoreError> {
+    Ok(crate::AuditHead {
+        seq: u64::try_from(seq).map_err(|_| StoreError::corrupt("audit_heads", "negative seq"))?,
+        hash: hash32("audit_heads", hash)?,
+    })
+}

@@ -325,13 +325,7 @@ impl Store for SqliteStore {
                 |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
             )
             .optional()?
-            .map(|(seq, hash)| -> Result<AuditHead, StoreError> {
-                Ok(AuditHead {
-                    seq: u64::try_from(seq)
-                        .map_err(|_| StoreError::corrupt("audit_heads", "negative seq"))?,
-                    hash: row::hash32("audit_heads", &hash)?,
-                })
-            })
+            .map(|(seq, hash)| row::audit_head(seq, &hash))
             .transpose()?;
         let rec = next_record(entry, head);
         let seq = row::seq_i64(rec.seq)?;
@@ -402,14 +396,8 @@ impl Store for SqliteStore {
                 |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
             )
             .optional()?;
-        head.map(|(seq, hash)| {
-            Ok(AuditHead {
-                seq: u64::try_from(seq)
-                    .map_err(|_| StoreError::corrupt("audit_heads", "negative seq"))?,
-                hash: row::hash32("audit_heads", &hash)?,
-            })
-        })
-        .transpose()
+        head.map(|(seq, hash)| row::audit_head(seq, &hash))
+            .transpose()
     }
 
     fn document(

@@ -111,9 +111,7 @@ pub(super) async fn append(
             items.len()
         )));
     }
-    let mut req = axum::http::Request::new(());
-    *req.headers_mut() = headers;
-    let header_tags = tags_of(&req);
+    let header_tags = tags_of(&headers);
     let now = Timestamp::now();
     let mut events = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
