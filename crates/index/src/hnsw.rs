@@ -215,6 +215,15 @@ impl HnswIndex {
             buf: [0; 2 * MAX_M],
             len: 0,
         };
+        self.neighbors_into(node, level, &mut out);
+        out
+    }
+
+    /// Copies a node's links into `out`, reusing its buffer (the search loop calls this
+    /// once per expanded node, so the buffer is not re-initialised each time).
+    #[inline]
+    fn neighbors_into(&self, node: u32, level: usize, out: &mut Links) {
+        out.len = 0;
         if level == 0 {
             let s = node as usize * (self.m0 + 1);
             let count = (self.layer0[s].load(Ordering::Acquire) as usize).min(self.m0);
@@ -233,7 +242,6 @@ impl HnswIndex {
                 out.len = n;
             }
         }
-        out
     }
 
     fn set_neighbors(&self, node: u32, level: usize, list: &[u32]) {
@@ -344,11 +352,19 @@ impl HnswIndex {
             (self.vectors.as_ptr() as *const u8, self.dim * 4)
         };
         let lines = bytes.div_ceil(64).min(4);
+        let mut nbs = Links {
+            buf: [0; 2 * MAX_M],
+            len: 0,
+        };
+        let mut hop = Links {
+            buf: [0; 2 * MAX_M],
+            len: 0,
+        };
         while let Some(Reverse(c)) = candidates.pop() {
             if c.dist > results.bound() {
                 break;
             }
-            let nbs = self.neighbors(c.node, level);
+            self.neighbors_into(c.node, level, &mut nbs);
             // Start loading every unvisited neighbour's vector before the first distance.
             for &nb in nbs.iter() {
                 if visited.marks[nb as usize] != visited.epoch {
@@ -369,7 +385,8 @@ impl HnswIndex {
                     // Filtered walk: skip a failing neighbour's distance and look through
                     // it at its own neighbours that pass, so the walk stays among the
                     // matching nodes without losing the graph's reach.
-                    for &nb2 in self.neighbors(nb, level).iter() {
+                    self.neighbors_into(nb, level, &mut hop);
+                    for &nb2 in hop.iter() {
                         if budget == 0 {
                             break;
                         }
@@ -398,6 +415,20 @@ impl HnswIndex {
             }
         }
         results.into_sorted()
+    }
+
+    /// The best `max` links of `base` among `pool`, by the diversity heuristic.
+    fn prune(&self, k: &Kernels, base: u32, pool: &[u32], max: usize) -> Vec<u32> {
+        let bv = self.vector(base);
+        let mut cands: Vec<Cand> = pool
+            .iter()
+            .map(|&x| Cand {
+                dist: distance(k, self.metric, self.vector(x), bv),
+                node: x,
+            })
+            .collect();
+        cands.sort();
+        self.select(k, &cands, max)
     }
 
     /// The diversity heuristic: keep a candidate only if it is closer to the base than
@@ -499,16 +530,7 @@ impl HnswIndex {
                 }
                 list.push(node);
                 if list.len() > max {
-                    let nv = self.vector(nb);
-                    let mut cands: Vec<Cand> = list
-                        .iter()
-                        .map(|&x| Cand {
-                            dist: distance(&k, self.metric, self.vector(x), nv),
-                            node: x,
-                        })
-                        .collect();
-                    cands.sort();
-                    list = self.select(&k, &cands, max);
+                    list = self.prune(&k, nb, &list, max);
                 }
                 self.set_neighbors(nb, lc, &list);
             }
@@ -654,17 +676,8 @@ impl HnswIndex {
                 }
                 pool.sort_unstable();
                 pool.dedup();
-                let base = self.vector(node).to_vec();
-                let mut cands: Vec<Cand> = pool
-                    .into_iter()
-                    .map(|x| Cand {
-                        dist: distance(&k, self.metric, self.vector(x), &base),
-                        node: x,
-                    })
-                    .collect();
-                cands.sort();
                 let max = if level == 0 { self.m0 } else { self.params.m };
-                let chosen = self.select(&k, &cands, max);
+                let chosen = self.prune(&k, node, &pool, max);
                 self.set_neighbors(node, level, &chosen);
             }
         }
