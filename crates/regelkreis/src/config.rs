@@ -123,10 +123,7 @@ impl Config {
                 .with_context(|| format!("cannot read config file {}", file.display()))?;
             fig = fig.merge(Toml::string(&text));
         }
-        fig = fig.merge(env_provider(env));
-        let mut config: Config = fig
-            .extract()
-            .map_err(|e| anyhow::anyhow!("invalid configuration: {}", describe(e)))?;
+        let mut config = extract(fig.merge(env_provider(env)))?;
         if let Some(d) = &overrides.data {
             config.data = d.clone();
         }
@@ -139,10 +136,9 @@ impl Config {
 
     /// Parses a TOML document on top of the defaults (no environment), for tests and tools.
     pub fn from_toml(text: &str) -> anyhow::Result<Config> {
-        let config: Config = Figment::from(Serialized::defaults(Config::default()))
-            .merge(Toml::string(text))
-            .extract()
-            .map_err(|e| anyhow::anyhow!("invalid configuration: {}", describe(e)))?;
+        let config = extract(
+            Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(text)),
+        )?;
         config.validate()?;
         Ok(config)
     }
@@ -239,6 +235,12 @@ impl figment::Provider for EnvVars {
 
 fn env_provider(env: &[(String, String)]) -> EnvVars {
     EnvVars(env.to_vec())
+}
+
+/// The configuration the merged providers describe, or an error naming the key.
+fn extract(fig: Figment) -> anyhow::Result<Config> {
+    fig.extract()
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {}", describe(e)))
 }
 
 fn describe(e: figment::Error) -> String {
