@@ -4,3 +4,4 @@
 //! Pure logic: no HTTP, no storage. The server and the CLI wrap it.
 
 pub mod pii;
+pub mod redact;

@@ -1,0 +1,268 @@
+//! Redaction of findings: masks, per-tenant pseudonyms, and a per-request
+//! vault that restores originals, also across streamed chunks.
+
+use crate::pii::{EntityType, Finding};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+
+/// How findings are replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// `<EMAIL_1>`, numbered per distinct value within one text.
+    #[default]
+    Mask,
+    /// `<EMAIL_3f9a2c1b>`: a keyed hash of the value, the same for a tenant
+    /// across requests, so redacted documents and questions still match.
+    Pseudonym,
+}
+
+/// Originals behind the tokens of one redaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Vault {
+    originals: HashMap<String, String>,
+    longest: usize,
+}
+
+/// A redacted text with its vault.
+#[derive(Debug, Clone)]
+pub struct Redacted {
+    /// The text with every finding replaced by its token.
+    pub text: String,
+    /// Token → original, for restoration in the response.
+    pub vault: Vault,
+}
+
+/// HMAC-SHA-256 (RFC 2104).
+fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
+    let mut k = [0u8; 64];
+    if key.len() > 64 {
+        k[..32].copy_from_slice(&Sha256::digest(key));
+    } else {
+        k[..key.len()].copy_from_slice(key);
+    }
+    let mut inner = Sha256::new();
+    inner.update(k.map(|b| b ^ 0x36));
+    inner.update(message);
+    let mut outer = Sha256::new();
+    outer.update(k.map(|b| b ^ 0x5c));
+    outer.update(inner.finalize());
+    outer.finalize().into()
+}
+
+/// Replaces `findings` (byte spans into `text`, sorted, non-overlapping) with tokens.
+/// `key` keys the pseudonyms (a per-tenant secret); it is unused for masks.
+pub fn redact(text: &str, findings: &[Finding], mode: Mode, key: &[u8]) -> Redacted {
+    let mut out = String::with_capacity(text.len());
+    let mut vault = Vault::default();
+    let mut by_value: HashMap<(EntityType, &str), String> = HashMap::new();
+    let mut counters: HashMap<EntityType, usize> = HashMap::new();
+    let mut last = 0;
+    for f in findings {
+        if f.start < last || f.end > text.len() || !text.is_char_boundary(f.start) || !text.is_char_boundary(f.end) {
+            continue;
+        }
+        let value = &text[f.start..f.end];
+        let token = by_value
+            .entry((f.entity, value))
+            .or_insert_with(|| {
+                let token = match mode {
+                    Mode::Mask => loop {
+                        let n = counters.entry(f.entity).or_insert(0);
+                        *n += 1;
+                        let t = format!("<{}_{}>", f.entity, n);
+                        if !text.contains(&t) {
+                            break t;
+                        }
+                    },
+                    Mode::Pseudonym => {
+                        let mac = hmac_sha256(key, format!("{}\u{0}{}", f.entity, value).as_bytes());
+                        let hex = hex::encode(mac);
+                        // Lengthen the token in the unlikely case the text already holds it.
+                        (8..=64)
+                            .step_by(8)
+                            .map(|n| format!("<{}_{}>", f.entity, &hex[..n]))
+                            .find(|t| !text.contains(t.as_str()) && !vault.originals.get(t).is_some_and(|o| o != value))
+                            .unwrap_or_else(|| format!("<{}_{}>", f.entity, hex))
+                    }
+                };
+                vault.longest = vault.longest.max(token.len());
+                vault.originals.insert(token.clone(), value.to_string());
+                token
+            })
+            .clone();
+        out.push_str(&text[last..f.start]);
+        out.push_str(&token);
+        last = f.end;
+    }
+    out.push_str(&text[last..]);
+    Redacted { text: out, vault }
+}
+
+impl Vault {
+    /// Number of distinct tokens.
+    pub fn len(&self) -> usize {
+        self.originals.len()
+    }
+
+    /// Whether nothing was redacted.
+    pub fn is_empty(&self) -> bool {
+        self.originals.is_empty()
+    }
+
+    /// The original behind one token.
+    pub fn original(&self, token: &str) -> Option<&str> {
+        self.originals.get(token).map(String::as_str)
+    }
+
+    /// Replaces every known token in `text` by its original.
+    pub fn restore(&self, text: &str) -> String {
+        if self.originals.is_empty() {
+            return text.to_string();
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(open) = rest.find('<') {
+            out.push_str(&rest[..open]);
+            let tail = &rest[open..];
+            let close = tail.char_indices().take_while(|(i, _)| *i < self.longest).find(|(_, c)| *c == '>');
+            match close.and_then(|(i, _)| self.originals.get(&tail[..=i]).map(|o| (i, o))) {
+                Some((i, original)) => {
+                    out.push_str(original);
+                    rest = &tail[i + 1..];
+                }
+                None => {
+                    out.push('<');
+                    rest = &tail[1..];
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// A restorer for streamed output: tokens split across chunks are held
+    /// back until they are complete.
+    pub fn stream(&self) -> StreamRestorer<'_> {
+        StreamRestorer {
+            vault: self,
+            pending: String::new(),
+        }
+    }
+}
+
+/// Restores tokens in a stream of chunks; see [`Vault::stream`].
+#[derive(Debug)]
+pub struct StreamRestorer<'a> {
+    vault: &'a Vault,
+    pending: String,
+}
+
+impl StreamRestorer<'_> {
+    /// Feeds one chunk; returns the restored text that is safe to emit now.
+    pub fn push(&mut self, chunk: &str) -> String {
+        self.pending.push_str(chunk);
+        // Hold back from the last '<' that may still grow into a token.
+        let hold = self.pending.rfind('<').filter(|&i| {
+            let tail = &self.pending[i..];
+            !tail.contains('>') && tail.len() < self.vault.longest
+        });
+        let cut = hold.unwrap_or(self.pending.len());
+        let ready: String = self.pending.drain(..cut).collect();
+        self.vault.restore(&ready)
+    }
+
+    /// Flushes whatever is held back at the end of the stream.
+    pub fn finish(mut self) -> String {
+        let rest = std::mem::take(&mut self.pending);
+        self.vault.restore(&rest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pii::Detector;
+    use proptest::prelude::*;
+
+    fn detector() -> &'static Detector {
+        static D: std::sync::OnceLock<Detector> = std::sync::OnceLock::new();
+        D.get_or_init(|| Detector::new().unwrap())
+    }
+
+    #[test]
+    fn masks_number_distinct_values() {
+        let t = "a@example.com, b@example.com, again a@example.com";
+        let r = redact(t, &detector().detect(t), Mode::Mask, b"");
+        assert_eq!(r.text, "<EMAIL_1>, <EMAIL_2>, again <EMAIL_1>");
+        assert_eq!(r.vault.restore(&r.text), t);
+    }
+
+    #[test]
+    fn pseudonyms_are_stable_per_key_and_differ_across_keys() {
+        let t = "Mail anna@example.de";
+        let a = redact(t, &detector().detect(t), Mode::Pseudonym, b"tenant-a");
+        let a2 = redact("anna@example.de!", &detector().detect("anna@example.de!"), Mode::Pseudonym, b"tenant-a");
+        let b = redact(t, &detector().detect(t), Mode::Pseudonym, b"tenant-b");
+        assert!(a.text.starts_with("Mail <EMAIL_"));
+        assert_eq!(a.text.trim_start_matches("Mail "), a2.text.trim_end_matches('!'));
+        assert_ne!(a.text, b.text);
+    }
+
+    #[test]
+    fn text_that_already_holds_a_token_is_not_confused() {
+        let t = "literal <EMAIL_1> and x@example.com";
+        let r = redact(t, &detector().detect(t), Mode::Mask, b"");
+        assert_eq!(r.text, "literal <EMAIL_1> and <EMAIL_2>");
+        assert_eq!(r.vault.restore(&r.text), t);
+    }
+
+    #[test]
+    fn streamed_restoration_handles_split_tokens() {
+        let t = "Schreiben Sie an anna@example.de oder +49 30 1234567.";
+        let r = redact(t, &detector().detect(t), Mode::Mask, b"");
+        for size in 1..8 {
+            let mut s = r.vault.stream();
+            let mut out = String::new();
+            let chars: Vec<char> = r.text.chars().collect();
+            for chunk in chars.chunks(size) {
+                out.push_str(&s.push(&chunk.iter().collect::<String>()));
+            }
+            out.push_str(&s.finish());
+            assert_eq!(out, t, "chunk size {size}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn no_detector_panics_and_restoration_is_exact(
+            text in r"(\PC|[<>@.+ 0-9A-Z\n]){0,200}",
+            pseudo in any::<bool>(),
+            cuts in proptest::collection::vec(0usize..220, 0..6),
+        ) {
+            let findings = detector().detect(&text);
+            for f in &findings {
+                prop_assert!(f.start < f.end && f.end <= text.len());
+            }
+            let mode = if pseudo { Mode::Pseudonym } else { Mode::Mask };
+            let r = redact(&text, &findings, mode, b"k");
+            prop_assert_eq!(r.vault.restore(&r.text), text.clone());
+            // Streamed in arbitrary pieces (on char boundaries).
+            let mut points: Vec<usize> = cuts.into_iter().filter(|c| *c < r.text.len() && r.text.is_char_boundary(*c)).collect();
+            points.sort_unstable();
+            let mut s = r.vault.stream();
+            let mut out = String::new();
+            let mut last = 0;
+            for p in points {
+                out.push_str(&s.push(&r.text[last..p]));
+                last = p;
+            }
+            out.push_str(&s.push(&r.text[last..]));
+            out.push_str(&s.finish());
+            prop_assert_eq!(out, text);
+        }
+    }
+}
