@@ -5,3 +5,5 @@
 
 pub mod pii;
 pub mod redact;
+pub mod normalize;
+pub mod injection;

@@ -209,6 +209,13 @@ impl fmt::Debug for Detector {
 #[error("built-in PII pattern does not compile: {0}")]
 pub struct PatternError(String);
 
+impl PatternError {
+    /// Wraps a compiler message.
+    pub fn new(message: String) -> Self {
+        Self(message)
+    }
+}
+
 fn compile(pattern: &str) -> Result<Regex, PatternError> {
     Regex::new(pattern).map_err(|e| PatternError(e.to_string()))
 }
