@@ -83,7 +83,7 @@ pub fn redact(text: &str, findings: &[Finding], mode: Mode, key: &[u8]) -> Redac
                         (8..=64)
                             .step_by(8)
                             .map(|n| format!("<{}_{}>", f.entity, &hex[..n]))
-                            .find(|t| !text.contains(t.as_str()) && !vault.originals.get(t).is_some_and(|o| o != value))
+                            .find(|t| !text.contains(t.as_str()) && vault.originals.get(t).is_none_or(|o| o == value))
                             .unwrap_or_else(|| format!("<{}_{}>", f.entity, hex))
                     }
                 };
