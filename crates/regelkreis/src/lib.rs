@@ -5,5 +5,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod guard;
+pub mod guard_bench;
 pub mod logging;
 pub mod stats;
