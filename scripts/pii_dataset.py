@@ -34,6 +34,10 @@ def tax_id():
     while True:
         d = [R.randint(1, 9)] + [R.randint(0, 9) for _ in range(9)]
         body = "".join(map(str, d))
+        # stdnum checks the digit counts and MOD 11,10; the BZSt rule also says a
+        # digit that occurs three times may not stand three in a row.
+        if any(body[i] == body[i + 1] == body[i + 2] for i in range(8)):
+            continue
         for c in "0123456789":
             if idnr.is_valid(body + c):
                 return body + c
@@ -159,7 +163,7 @@ VALUES = {
     "IP_ADDRESS": lambda lang: FAKE["en"].ipv4() if R.random() < 0.8 else FAKE["en"].ipv6(),
     "URL": lambda lang: FAKE["en"].url() + R.choice(["", "kontakt", "account?id=42", "login"]),
     "DATE_OF_BIRTH": dob,
-    "DE_TAX_ID": lambda lang: tax_id() if R.random() < 0.6 else group(tax_id()[:2], 2) + " " + group(tax_id()[2:], 3),
+    "DE_TAX_ID": lambda lang: (lambda v: v if R.random() < 0.6 else v[:2] + " " + group(v[2:], 3))(tax_id()),
     "DE_SOCIAL_SECURITY": lambda lang: rvnr(),
     "DE_HEALTH_INSURANCE": lambda lang: kvnr(),
     "VAT_ID": lambda lang: vat_id(),

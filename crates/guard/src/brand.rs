@@ -157,7 +157,9 @@ pub struct BrandChecker {
 
 impl std::fmt::Debug for BrandChecker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BrandChecker").field("rules", &self.rules).finish_non_exhaustive()
+        f.debug_struct("BrandChecker")
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
     }
 }
 
@@ -165,7 +167,13 @@ fn escape_term(term: &str) -> String {
     term.split_whitespace()
         .map(|w| {
             w.chars()
-                .map(|c| if c.is_alphanumeric() { c.to_string() } else { format!("\\x{{{:x}}}", c as u32) })
+                .map(|c| {
+                    if c.is_alphanumeric() {
+                        c.to_string()
+                    } else {
+                        format!("\\x{{{:x}}}", c as u32)
+                    }
+                })
                 .collect::<String>()
         })
         .collect::<Vec<_>>()
@@ -182,7 +190,12 @@ impl BrandChecker {
         let mut terms = Vec::new();
         let sections: [(&'static str, &'static str, &Vec<TermRule>, &str); 3] = [
             ("banned", "banned_term", &rules.banned, "banned word"),
-            ("claims", "banned_claim", &rules.claims, "claim the brand may not make"),
+            (
+                "claims",
+                "banned_claim",
+                &rules.claims,
+                "claim the brand may not make",
+            ),
             ("tonality", "tonality", &rules.tonality, "off-tone word"),
         ];
         for (section, rule, list, what) in sections {
@@ -192,8 +205,16 @@ impl BrandChecker {
                     (None, Some(p)) => (p.clone(), false),
                     _ => return Err(BrandError::TermOrPattern { section, index }),
                 };
-                let re = compile_ci(&pattern).map_err(|message| BrandError::Pattern { section, index, message })?;
-                let default_action = if rule == "tonality" && t.fix.is_some() { Action::Rewrite } else { rules.action };
+                let re = compile_ci(&pattern).map_err(|message| BrandError::Pattern {
+                    section,
+                    index,
+                    message,
+                })?;
+                let default_action = if rule == "tonality" && t.fix.is_some() {
+                    Action::Rewrite
+                } else {
+                    rules.action
+                };
                 terms.push(Compiled {
                     rule,
                     re,
@@ -233,13 +254,22 @@ impl BrandChecker {
                     })
             })
             .collect::<Result<_, _>>()?;
-        Ok(Self { rules, terms, disclaimers })
+        Ok(Self {
+            rules,
+            terms,
+            disclaimers,
+        })
     }
 
     /// Every violation in `text`, in order of position.
     pub fn check(&self, text: &str) -> Vec<Violation> {
         let mut out: Vec<(usize, usize, Violation)> = Vec::new();
-        let mut push = |s: usize, e: usize, rule: &str, message: String, fix: Option<String>, action: Action| {
+        let mut push = |s: usize,
+                        e: usize,
+                        rule: &str,
+                        message: String,
+                        fix: Option<String>,
+                        action: Action| {
             out.push((
                 s,
                 e,
@@ -259,12 +289,26 @@ impl BrandChecker {
                 if m.is_empty() || (c.whole_words && !whole_word(text, m.start(), m.end())) {
                     continue;
                 }
-                push(m.start(), m.end(), c.rule, c.message.clone(), c.fix.clone(), c.action);
+                push(
+                    m.start(),
+                    m.end(),
+                    c.rule,
+                    c.message.clone(),
+                    c.fix.clone(),
+                    c.action,
+                );
             }
         }
         for (re, d) in &self.disclaimers {
             if re.is_match(text) && !normalised(text).contains(&normalised(&d.text)) {
-                push(text.len(), text.len(), "missing_disclaimer", format!("required disclaimer missing: {}", d.text), Some(d.text.clone()), d.action.unwrap_or(self.rules.action));
+                push(
+                    text.len(),
+                    text.len(),
+                    "missing_disclaimer",
+                    format!("required disclaimer missing: {}", d.text),
+                    Some(d.text.clone()),
+                    d.action.unwrap_or(self.rules.action),
+                );
             }
         }
         if let Some(want) = self.rules.formality {
@@ -274,20 +318,43 @@ impl BrandChecker {
                         Formality::Sie => "informal address (du) where the brand says Sie",
                         Formality::Du => "formal address (Sie) where the brand says du",
                     };
-                    push(s, e, "formality", msg.to_string(), Some(fix), self.rules.action.max(Action::Flag));
+                    push(
+                        s,
+                        e,
+                        "formality",
+                        msg.to_string(),
+                        Some(fix),
+                        self.rules.action.max(Action::Flag),
+                    );
                 }
             }
         }
         if let Some(min) = self.rules.min_reading_ease {
             let ease = reading_ease(text);
             if let Some(ease) = ease.filter(|e| *e < min) {
-                push(0, text.len(), "reading_level", format!("reading ease {ease:.0} is below {min:.0}: use shorter sentences and words"), None, Action::Flag);
+                push(
+                    0,
+                    text.len(),
+                    "reading_level",
+                    format!(
+                        "reading ease {ease:.0} is below {min:.0}: use shorter sentences and words"
+                    ),
+                    None,
+                    Action::Flag,
+                );
             }
         }
         if let Some(max) = self.rules.max_exclamation_marks {
             for (i, (pos, _)) in text.match_indices('!').enumerate() {
                 if i >= max {
-                    push(pos, pos + 1, "exclamation_marks", format!("more than {max} exclamation mark(s)"), Some(".".into()), Action::Rewrite);
+                    push(
+                        pos,
+                        pos + 1,
+                        "exclamation_marks",
+                        format!("more than {max} exclamation mark(s)"),
+                        Some(".".into()),
+                        Action::Rewrite,
+                    );
                 }
             }
         }
@@ -346,12 +413,21 @@ fn match_case(original: &str, fix: &str) -> String {
 }
 
 fn normalised(s: &str) -> String {
-    s.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ")
+    s.to_lowercase()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn whole_word(text: &str, s: usize, e: usize) -> bool {
-    let before = text[..s].chars().next_back().is_none_or(|c| !c.is_alphanumeric());
-    let after = text[e..].chars().next().is_none_or(|c| !c.is_alphanumeric());
+    let before = text[..s]
+        .chars()
+        .next_back()
+        .is_none_or(|c| !c.is_alphanumeric());
+    let after = text[e..]
+        .chars()
+        .next()
+        .is_none_or(|c| !c.is_alphanumeric());
     before && after
 }
 
@@ -373,8 +449,16 @@ fn words_with_spans(text: &str) -> Vec<(usize, &str)> {
 }
 
 fn looks_german(text: &str) -> bool {
-    const COMMON: [&str; 16] = ["der", "die", "das", "und", "ist", "nicht", "mit", "für", "sie", "du", "wir", "ihr", "ein", "eine", "zu", "auf"];
-    words_with_spans(text).iter().filter(|(_, w)| COMMON.contains(&w.to_lowercase().as_str())).take(2).count() >= 2
+    const COMMON: [&str; 16] = [
+        "der", "die", "das", "und", "ist", "nicht", "mit", "für", "sie", "du", "wir", "ihr", "ein",
+        "eine", "zu", "auf",
+    ];
+    words_with_spans(text)
+        .iter()
+        .filter(|(_, w)| COMMON.contains(&w.to_lowercase().as_str()))
+        .take(2)
+        .count()
+        >= 2
 }
 
 fn formality_breaks(text: &str, want: Formality) -> Vec<(usize, usize, String)> {
@@ -425,7 +509,10 @@ fn syllables(word: &str) -> usize {
     let mut n = 0;
     let mut prev_vowel = false;
     for c in word.chars().flat_map(char::to_lowercase) {
-        let v = matches!(c, 'a' | 'e' | 'i' | 'o' | 'u' | 'y' | 'ä' | 'ö' | 'ü' | 'é' | 'è' | 'à');
+        let v = matches!(
+            c,
+            'a' | 'e' | 'i' | 'o' | 'u' | 'y' | 'ä' | 'ö' | 'ü' | 'é' | 'è' | 'à'
+        );
         if v && !prev_vowel {
             n += 1;
         }
@@ -441,7 +528,11 @@ pub fn reading_ease(text: &str) -> Option<f64> {
     if words.len() < 10 {
         return None;
     }
-    let sentences = text.split(['.', '!', '?', '\n']).filter(|s| s.chars().any(char::is_alphabetic)).count().max(1) as f64;
+    let sentences = text
+        .split(['.', '!', '?', '\n'])
+        .filter(|s| s.chars().any(char::is_alphabetic))
+        .count()
+        .max(1) as f64;
     let n = words.len() as f64;
     let syl = words.iter().map(|w| syllables(w)).sum::<usize>() as f64;
     let asl = n / sentences;
@@ -477,29 +568,48 @@ mod tests {
     #[test]
     fn finds_each_rule_with_spans_and_fixes() {
         let c = checker();
-        let t = "Garantiert billig! Das ist 100 % sicher und besser als Acme! Hol dir deine Rendite!";
+        let t =
+            "Garantiert billig! Das ist 100 % sicher und besser als Acme! Hol dir deine Rendite!";
         let v = c.check(t);
         let rules: Vec<&str> = v.iter().map(|v| v.rule.as_str()).collect();
-        for r in ["banned_term", "tonality", "banned_claim", "competitor", "formality", "exclamation_marks", "missing_disclaimer"] {
+        for r in [
+            "banned_term",
+            "tonality",
+            "banned_claim",
+            "competitor",
+            "formality",
+            "exclamation_marks",
+            "missing_disclaimer",
+        ] {
             assert!(rules.contains(&r), "{r} missing in {v:?}");
         }
         let g = v.iter().find(|v| v.rule == "banned_term").unwrap();
         assert_eq!((g.start, g.end, g.text.as_str()), (0, 10, "Garantiert"));
         let rewritten = c.rewrite(t, &v);
-        assert!(rewritten.starts_with("In der Regel günstig! Das ist 100 % sicher"), "{rewritten}");
-        assert!(rewritten.ends_with("Kapitalanlagen sind mit Risiken verbunden."), "{rewritten}");
+        assert!(
+            rewritten.starts_with("In der Regel günstig! Das ist 100 % sicher"),
+            "{rewritten}"
+        );
+        assert!(
+            rewritten.ends_with("Kapitalanlagen sind mit Risiken verbunden."),
+            "{rewritten}"
+        );
         assert!(!rewritten.contains("Rendite!"), "{rewritten}");
     }
 
     #[test]
     fn whole_words_only_and_clean_text_passes() {
         let c = checker();
-        assert!(c.check("Die Garantiebedingungen finden Sie online. Wir beraten Sie gern.").is_empty());
+        assert!(c
+            .check("Die Garantiebedingungen finden Sie online. Wir beraten Sie gern.")
+            .is_empty());
     }
 
     #[test]
     fn reading_ease_orders_easy_before_hard() {
-        let easy = reading_ease("The cat sat on the mat. It was warm. The sun was out. We had tea.").unwrap();
+        let easy =
+            reading_ease("The cat sat on the mat. It was warm. The sun was out. We had tea.")
+                .unwrap();
         let hard = reading_ease("Notwithstanding institutional considerations, organisational interdependencies necessitate comprehensive reconceptualisation of operational methodologies.").unwrap_or(0.0);
         assert!(easy > 80.0 && hard < 20.0, "{easy} {hard}");
     }
@@ -507,9 +617,18 @@ mod tests {
     #[test]
     fn bad_patterns_are_reported() {
         let rules = BrandRules {
-            claims: vec![TermRule { term: None, pattern: Some("(".into()), fix: None, action: None, reason: None }],
+            claims: vec![TermRule {
+                term: None,
+                pattern: Some("(".into()),
+                fix: None,
+                action: None,
+                reason: None,
+            }],
             ..BrandRules::default()
         };
-        assert!(matches!(BrandChecker::new(rules), Err(BrandError::Pattern { .. })));
+        assert!(matches!(
+            BrandChecker::new(rules),
+            Err(BrandError::Pattern { .. })
+        ));
     }
 }

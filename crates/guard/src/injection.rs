@@ -134,7 +134,10 @@ fn bucket(h: u64) -> u32 {
 fn features(text: &str, out: &mut Vec<(u32, f32)>) {
     let mut idx: Vec<u32> = Vec::with_capacity(text.len() * 3 + 64);
     let mut prev: Option<&str> = None;
-    for w in text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+    for w in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
         idx.push(bucket(hash(w.as_bytes(), 1)));
         if let Some(p) = prev {
             let mut h = hash(p.as_bytes(), 2);
@@ -143,7 +146,10 @@ fn features(text: &str, out: &mut Vec<(u32, f32)>) {
         }
         prev = Some(w);
     }
-    let padded: Vec<u8> = std::iter::once(b' ').chain(text.bytes()).chain(std::iter::once(b' ')).collect();
+    let padded: Vec<u8> = std::iter::once(b' ')
+        .chain(text.bytes())
+        .chain(std::iter::once(b' '))
+        .collect();
     for n in 3..=5 {
         for g in padded.windows(n) {
             idx.push(bucket(hash(g, 10 + n as u64)));
@@ -178,7 +184,9 @@ pub struct Model {
 
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Model").field("bias", &self.bias).finish_non_exhaustive()
+        f.debug_struct("Model")
+            .field("bias", &self.bias)
+            .finish_non_exhaustive()
     }
 }
 
@@ -265,7 +273,13 @@ impl Model {
     /// Probability that the (already normalised) text is an injection.
     fn probability(&self, scan: &str, buf: &mut Vec<(u32, f32)>) -> f32 {
         features(scan, buf);
-        sigmoid(self.bias + buf.iter().map(|&(i, v)| self.weights[i as usize] * v).sum::<f32>())
+        sigmoid(
+            self.bias
+                + buf
+                    .iter()
+                    .map(|&(i, v)| self.weights[i as usize] * v)
+                    .sum::<f32>(),
+        )
     }
 
     /// Serialises the model (magic, bucket bits, bias, little-endian weights).
@@ -283,14 +297,18 @@ impl Model {
     /// Reads a model written by [`Model::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelError> {
         if bytes.len() != 16 + 4 * BUCKETS || &bytes[..8] != MAGIC {
-            return Err(ModelError::Format("not a regelkreis injection model of this version".into()));
+            return Err(ModelError::Format(
+                "not a regelkreis injection model of this version".into(),
+            ));
         }
         let word = |at: usize| [bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]];
         if u32::from_le_bytes(word(8)) != BUCKETS_LOG2 {
             return Err(ModelError::Format("feature size differs".into()));
         }
         let bias = f32::from_le_bytes(word(12));
-        let weights = (0..BUCKETS).map(|i| f32::from_le_bytes(word(16 + 4 * i))).collect::<Vec<_>>();
+        let weights = (0..BUCKETS)
+            .map(|i| f32::from_le_bytes(word(16 + 4 * i)))
+            .collect::<Vec<_>>();
         if !bias.is_finite() || weights.iter().any(|w| !w.is_finite()) {
             return Err(ModelError::Format("non-finite weight".into()));
         }
@@ -398,7 +416,11 @@ fn rules() -> Vec<(Rule, String)> {
         .map(|r| {
             // ASCII word boundaries keep the lazy DFA on non-ASCII text (a Unicode \b
             // would send it to the slower NFA engines); no rule puts one next to a non-ASCII letter.
-            let p = r.pattern.replace("{W}", W).replace("{F}", &filler).replace(r"\b", r"(?-u:\b)");
+            let p = r
+                .pattern
+                .replace("{W}", W)
+                .replace("{F}", &filler)
+                .replace(r"\b", r"(?-u:\b)");
             (r, p)
         })
         .collect()
@@ -406,14 +428,16 @@ fn rules() -> Vec<(Rule, String)> {
 
 /// The detector: rules compiled once plus a model.
 pub struct InjectionDetector {
-    rules: Regex,
+    rules: Vec<Regex>,
     names: Vec<(&'static str, f32)>,
     model: Model,
 }
 
 impl std::fmt::Debug for InjectionDetector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InjectionDetector").field("rules", &self.names).finish_non_exhaustive()
+        f.debug_struct("InjectionDetector")
+            .field("rules", &self.names)
+            .finish_non_exhaustive()
     }
 }
 
@@ -421,8 +445,12 @@ impl InjectionDetector {
     /// Builds the rule set around `model`.
     pub fn new(model: Model) -> Result<Self, crate::pii::PatternError> {
         let rules = rules();
-        let sources: Vec<&str> = rules.iter().map(|(_, p)| p.as_str()).collect();
-        let re = Regex::new_many(&sources).map_err(|e| crate::pii::PatternError::new(e.to_string()))?;
+        // One regex per rule: each gets its own literal prefilter, which a combined
+        // pattern set loses as soon as one rule has no literal prefix.
+        let re = rules
+            .iter()
+            .map(|(_, p)| Regex::new(p).map_err(|e| crate::pii::PatternError::new(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             rules: re,
             names: rules.iter().map(|(r, _)| (r.name, r.weight)).collect(),
@@ -436,8 +464,11 @@ impl InjectionDetector {
         let mut reasons: Vec<String> = Vec::new();
         let mut rule_score = 0f32;
         let mut fire = |hay: &str, suffix: &str, reasons: &mut Vec<String>| {
-            for m in self.rules.find_iter(hay) {
-                let (name, w) = self.names[m.pattern().as_usize()];
+            for (i, re) in self.rules.iter().enumerate() {
+                if !re.is_match(hay) {
+                    continue;
+                }
+                let (name, w) = self.names[i];
                 rule_score = rule_score.max(w);
                 let r = format!("{name}{suffix}");
                 if !reasons.contains(&r) {
@@ -453,7 +484,10 @@ impl InjectionDetector {
         let mut buf = Vec::new();
         let p = self.model.probability(&scan_text(&n), &mut buf);
         // Disguise is itself evidence: nobody hides benign text from a scanner.
-        let disguise = n.flags.iter().any(|f| matches!(*f, "homoglyphs" | "tag_characters" | "invisible_characters"));
+        let disguise = n
+            .flags
+            .iter()
+            .any(|f| matches!(*f, "homoglyphs" | "tag_characters" | "invisible_characters"));
         let mut score = 1.0 - (1.0 - rule_score) * (1.0 - p);
         if disguise && (p > 0.2 || rule_score > 0.0) {
             score = score.max(0.75);
@@ -472,7 +506,11 @@ impl InjectionDetector {
         }
         InjectionVerdict {
             score,
-            decision: if score >= threshold { Decision::Block } else { Decision::Allow },
+            decision: if score >= threshold {
+                Decision::Block
+            } else {
+                Decision::Allow
+            },
             reasons,
         }
     }
@@ -544,7 +582,10 @@ mod tests {
     #[test]
     fn model_round_trips_and_training_is_deterministic() {
         let ex = parse_examples(SHIPPED_DATA).unwrap();
-        let cfg = TrainConfig { epochs: 2, ..TrainConfig::default() };
+        let cfg = TrainConfig {
+            epochs: 2,
+            ..TrainConfig::default()
+        };
         let a = Model::train(&ex, cfg).unwrap();
         let b = Model::train(&ex, cfg).unwrap();
         assert_eq!(a.to_bytes(), b.to_bytes());

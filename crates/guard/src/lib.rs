@@ -69,7 +69,10 @@ pub struct Guard {
 
 impl std::fmt::Debug for Guard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Guard").field("policy", &self.policy.name).field("version", &self.policy.version).finish_non_exhaustive()
+        f.debug_struct("Guard")
+            .field("policy", &self.policy.name)
+            .field("version", &self.policy.version)
+            .finish_non_exhaustive()
     }
 }
 
@@ -131,7 +134,8 @@ impl Guard {
 
     /// Injection scan alone.
     pub fn injection(&self, text: &str, source: Source) -> InjectionVerdict {
-        self.injection.scan(text, source, self.policy.injection.threshold)
+        self.injection
+            .scan(text, source, self.policy.injection.threshold)
     }
 
     /// Brand and moderation violations alone.
@@ -143,7 +147,8 @@ impl Guard {
     pub fn check(&self, text: &str, source: Source) -> Verdict {
         let injection = self.injection(text, source);
         let violations = self.violations(text);
-        let blocked = injection.decision == Decision::Block || violations.iter().any(|v| v.action == brand::Action::Block);
+        let blocked = injection.decision == Decision::Block
+            || violations.iter().any(|v| v.action == brand::Action::Block);
         let rewritten = violations
             .iter()
             .any(|v| v.action == brand::Action::Rewrite && v.fix.is_some())
@@ -152,7 +157,11 @@ impl Guard {
             pii: self.pii(text),
             injection,
             violations,
-            decision: if blocked { Decision::Block } else { Decision::Allow },
+            decision: if blocked {
+                Decision::Block
+            } else {
+                Decision::Allow
+            },
             rewritten,
         }
     }

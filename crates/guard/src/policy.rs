@@ -135,10 +135,16 @@ mod tests {
     fn builtin_parses_and_errors_name_the_problem() {
         let p = Policy::builtin().unwrap();
         assert_eq!((p.name.as_str(), p.version), ("default", 1));
-        let e = Policy::from_toml("name = \"x\"\nversion = 1\nbogus = 2").unwrap_err().to_string();
+        let e = Policy::from_toml("name = \"x\"\nversion = 1\nbogus = 2")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("bogus"), "{e}");
-        let e = Policy::from_toml("name = \"x\"\nversion = 1\n[pii]\nentities = [\"SSN\"]").unwrap_err().to_string();
+        let e = Policy::from_toml("name = \"x\"\nversion = 1\n[pii]\nentities = [\"SSN\"]")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("SSN"), "{e}");
-        assert!(Policy::from_toml("name = \"x\"\nversion = 1\n[injection]\nthreshold = 2.0").is_err());
+        assert!(
+            Policy::from_toml("name = \"x\"\nversion = 1\n[injection]\nthreshold = 2.0").is_err()
+        );
     }
 }

@@ -60,7 +60,11 @@ pub fn redact(text: &str, findings: &[Finding], mode: Mode, key: &[u8]) -> Redac
     let mut counters: HashMap<EntityType, usize> = HashMap::new();
     let mut last = 0;
     for f in findings {
-        if f.start < last || f.end > text.len() || !text.is_char_boundary(f.start) || !text.is_char_boundary(f.end) {
+        if f.start < last
+            || f.end > text.len()
+            || !text.is_char_boundary(f.start)
+            || !text.is_char_boundary(f.end)
+        {
             continue;
         }
         let value = &text[f.start..f.end];
@@ -77,13 +81,17 @@ pub fn redact(text: &str, findings: &[Finding], mode: Mode, key: &[u8]) -> Redac
                         }
                     },
                     Mode::Pseudonym => {
-                        let mac = hmac_sha256(key, format!("{}\u{0}{}", f.entity, value).as_bytes());
+                        let mac =
+                            hmac_sha256(key, format!("{}\u{0}{}", f.entity, value).as_bytes());
                         let hex = hex::encode(mac);
                         // Lengthen the token in the unlikely case the text already holds it.
                         (8..=64)
                             .step_by(8)
                             .map(|n| format!("<{}_{}>", f.entity, &hex[..n]))
-                            .find(|t| !text.contains(t.as_str()) && vault.originals.get(t).is_none_or(|o| o == value))
+                            .find(|t| {
+                                !text.contains(t.as_str())
+                                    && vault.originals.get(t).is_none_or(|o| o == value)
+                            })
                             .unwrap_or_else(|| format!("<{}_{}>", f.entity, hex))
                     }
                 };
@@ -126,7 +134,10 @@ impl Vault {
         while let Some(open) = rest.find('<') {
             out.push_str(&rest[..open]);
             let tail = &rest[open..];
-            let close = tail.char_indices().take_while(|(i, _)| *i < self.longest).find(|(_, c)| *c == '>');
+            let close = tail
+                .char_indices()
+                .take_while(|(i, _)| *i < self.longest)
+                .find(|(_, c)| *c == '>');
             match close.and_then(|(i, _)| self.originals.get(&tail[..=i]).map(|o| (i, o))) {
                 Some((i, original)) => {
                     out.push_str(original);
@@ -203,10 +214,18 @@ mod tests {
     fn pseudonyms_are_stable_per_key_and_differ_across_keys() {
         let t = "Mail anna@example.de";
         let a = redact(t, &detector().detect(t), Mode::Pseudonym, b"tenant-a");
-        let a2 = redact("anna@example.de!", &detector().detect("anna@example.de!"), Mode::Pseudonym, b"tenant-a");
+        let a2 = redact(
+            "anna@example.de!",
+            &detector().detect("anna@example.de!"),
+            Mode::Pseudonym,
+            b"tenant-a",
+        );
         let b = redact(t, &detector().detect(t), Mode::Pseudonym, b"tenant-b");
         assert!(a.text.starts_with("Mail <EMAIL_"));
-        assert_eq!(a.text.trim_start_matches("Mail "), a2.text.trim_end_matches('!'));
+        assert_eq!(
+            a.text.trim_start_matches("Mail "),
+            a2.text.trim_end_matches('!')
+        );
         assert_ne!(a.text, b.text);
     }
 

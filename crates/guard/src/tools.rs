@@ -77,7 +77,9 @@ pub struct Whitelist {
 
 impl std::fmt::Debug for Whitelist {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.tools.iter().map(|(r, _)| &r.name)).finish()
+        f.debug_list()
+            .entries(self.tools.iter().map(|(r, _)| &r.name))
+            .finish()
     }
 }
 
@@ -91,10 +93,11 @@ impl Whitelist {
         let tools = rules
             .into_iter()
             .map(|r| {
-                let schema: serde_json::Value = serde_json::from_str(&r.schema).map_err(|e| ToolError::Json {
-                    tool: r.name.clone(),
-                    message: e.to_string(),
-                })?;
+                let schema: serde_json::Value =
+                    serde_json::from_str(&r.schema).map_err(|e| ToolError::Json {
+                        tool: r.name.clone(),
+                        message: e.to_string(),
+                    })?;
                 let v = jsonschema::validator_for(&schema).map_err(|e| ToolError::Schema {
                     tool: r.name.clone(),
                     message: e.to_string(),
@@ -115,7 +118,13 @@ impl Whitelist {
     }
 
     /// Checks one call before it runs.
-    pub fn check(&self, tenant: &str, agent: &str, tool: &str, arguments: &serde_json::Value) -> Result<(), Refusal> {
+    pub fn check(
+        &self,
+        tenant: &str,
+        agent: &str,
+        tool: &str,
+        arguments: &serde_json::Value,
+    ) -> Result<(), Refusal> {
         let Some((rule, validator)) = self.tools.iter().find(|(r, _)| r.name == tool) else {
             return Err(Refusal::NotWhitelisted { tool: tool.into() });
         };
@@ -136,7 +145,10 @@ impl Whitelist {
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(Refusal::InvalidArguments { tool: tool.into(), errors })
+            Err(Refusal::InvalidArguments {
+                tool: tool.into(),
+                errors,
+            })
         }
     }
 }
@@ -161,10 +173,34 @@ mod tests {
     #[test]
     fn validates_before_calling() {
         let w = list();
-        assert_eq!(w.check("t", "support", "send_email", &json!({"to": "a@example.com", "body": "hi"})), Ok(()));
-        assert!(matches!(w.check("t", "support", "delete_all", &json!({})), Err(Refusal::NotWhitelisted { .. })));
-        assert!(matches!(w.check("t", "sales", "send_email", &json!({"to": "a@example.com", "body": "hi"})), Err(Refusal::NotAllowed { .. })));
-        let Err(Refusal::InvalidArguments { errors, .. }) = w.check("t", "support", "send_email", &json!({"to": "x@evil.com", "cc": 1})) else {
+        assert_eq!(
+            w.check(
+                "t",
+                "support",
+                "send_email",
+                &json!({"to": "a@example.com", "body": "hi"})
+            ),
+            Ok(())
+        );
+        assert!(matches!(
+            w.check("t", "support", "delete_all", &json!({})),
+            Err(Refusal::NotWhitelisted { .. })
+        ));
+        assert!(matches!(
+            w.check(
+                "t",
+                "sales",
+                "send_email",
+                &json!({"to": "a@example.com", "body": "hi"})
+            ),
+            Err(Refusal::NotAllowed { .. })
+        ));
+        let Err(Refusal::InvalidArguments { errors, .. }) = w.check(
+            "t",
+            "support",
+            "send_email",
+            &json!({"to": "x@evil.com", "cc": 1}),
+        ) else {
             panic!("expected invalid arguments");
         };
         assert!(errors.len() >= 2, "{errors:?}");
@@ -173,8 +209,18 @@ mod tests {
 
     #[test]
     fn broken_schemas_are_errors() {
-        let bad = |schema: &str| Whitelist::new(vec![ToolRule { name: "x".into(), tenants: everyone(), agents: everyone(), schema: schema.into() }]);
+        let bad = |schema: &str| {
+            Whitelist::new(vec![ToolRule {
+                name: "x".into(),
+                tenants: everyone(),
+                agents: everyone(),
+                schema: schema.into(),
+            }])
+        };
         assert!(matches!(bad("{"), Err(ToolError::Json { .. })));
-        assert!(matches!(bad(r#"{"type": 5}"#), Err(ToolError::Schema { .. })));
+        assert!(matches!(
+            bad(r#"{"type": 5}"#),
+            Err(ToolError::Schema { .. })
+        ));
     }
 }

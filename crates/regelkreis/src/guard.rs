@@ -53,13 +53,24 @@ pub struct TrainArgs {
 }
 
 /// Builds the guard the arguments describe.
-pub fn load_guard(policy: Option<&std::path::Path>, model: Option<&std::path::Path>) -> anyhow::Result<Guard> {
+pub fn load_guard(
+    policy: Option<&std::path::Path>,
+    model: Option<&std::path::Path>,
+) -> anyhow::Result<Guard> {
     let policy = match policy {
-        Some(p) => Policy::from_toml(&std::fs::read_to_string(p).with_context(|| format!("reading policy {}", p.display()))?)?,
+        Some(p) => Policy::from_toml(
+            &std::fs::read_to_string(p)
+                .with_context(|| format!("reading policy {}", p.display()))?,
+        )?,
         None => Policy::builtin()?,
     };
     Ok(match model {
-        Some(m) => Guard::with_model(policy, Model::from_bytes(&std::fs::read(m).with_context(|| format!("reading model {}", m.display()))?)?)?,
+        Some(m) => Guard::with_model(
+            policy,
+            Model::from_bytes(
+                &std::fs::read(m).with_context(|| format!("reading model {}", m.display()))?,
+            )?,
+        )?,
         None => Guard::new(policy)?,
     })
 }
@@ -69,15 +80,23 @@ pub fn run(cmd: &GuardCommand) -> anyhow::Result<()> {
     match cmd {
         GuardCommand::Scan(a) => {
             let g = load_guard(a.policy.as_deref(), a.model.as_deref())?;
-            lines(std::io::stdin().lock(), std::io::stdout().lock(), |text, source| scan_line(&g, text, source))
+            lines(
+                std::io::stdin().lock(),
+                std::io::stdout().lock(),
+                |text, source| scan_line(&g, text, source),
+            )
         }
         GuardCommand::Redact(a) => {
             let g = load_guard(a.policy.as_deref(), a.model.as_deref())?;
             let key = a.key.clone();
-            lines(std::io::stdin().lock(), std::io::stdout().lock(), move |text, _| {
-                let r = g.redact(text, key.as_bytes());
-                json!({ "text": r.text, "pii": g.pii(text) })
-            })
+            lines(
+                std::io::stdin().lock(),
+                std::io::stdout().lock(),
+                move |text, _| {
+                    let r = g.redact(text, key.as_bytes());
+                    json!({ "text": r.text, "pii": g.pii(text) })
+                },
+            )
         }
         GuardCommand::Train(a) => train(a),
     }
@@ -90,7 +109,11 @@ pub fn scan_line(g: &Guard, text: &str, source: Source) -> Value {
 }
 
 /// Reads `{"text": …, "source"?: …}` lines and writes one answer per line.
-pub fn lines(input: impl BufRead, mut output: impl Write, answer: impl Fn(&str, Source) -> Value) -> anyhow::Result<()> {
+pub fn lines(
+    input: impl BufRead,
+    mut output: impl Write,
+    answer: impl Fn(&str, Source) -> Value,
+) -> anyhow::Result<()> {
     for line in input.lines() {
         let line = line?;
         if line.trim().is_empty() {
@@ -114,35 +137,66 @@ pub fn lines(input: impl BufRead, mut output: impl Write, answer: impl Fn(&str, 
 fn source_of(v: &Value) -> Result<Source, String> {
     match v.get("source") {
         None | Some(Value::Null) => Ok(Source::User),
-        Some(s) => serde_json::from_value(s.clone()).map_err(|_| "source must be user, retrieved or tool".to_string()),
+        Some(s) => serde_json::from_value(s.clone())
+            .map_err(|_| "source must be user, retrieved or tool".to_string()),
     }
 }
 
 fn train(a: &TrainArgs) -> anyhow::Result<()> {
     let text = match &a.data {
-        Some(p) => std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        Some(p) => {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
+        }
         None => injection::SHIPPED_DATA.to_string(),
     };
     let examples = injection::parse_examples(&text)?;
-    let cfg = TrainConfig { epochs: a.epochs, seed: a.seed, ..TrainConfig::default() };
+    let cfg = TrainConfig {
+        epochs: a.epochs,
+        seed: a.seed,
+        ..TrainConfig::default()
+    };
     let started = std::time::Instant::now();
     let model = Model::train(&examples, cfg)?;
     let seconds = started.elapsed().as_secs_f64();
     let detector = injection::InjectionDetector::new(model.clone())?;
-    let (train_n, test_n) = examples.iter().fold((0, 0), |(tr, te), e| if e.split == "test" { (tr, te + 1) } else { (tr + 1, te) });
-    std::fs::write(&a.out, model.to_bytes()).with_context(|| format!("writing {}", a.out.display()))?;
+    let (train_n, test_n) = examples.iter().fold((0, 0), |(tr, te), e| {
+        if e.split == "test" {
+            (tr, te + 1)
+        } else {
+            (tr + 1, te)
+        }
+    });
+    std::fs::write(&a.out, model.to_bytes())
+        .with_context(|| format!("writing {}", a.out.display()))?;
     let held = injection_report(&detector, &examples);
-    eprintln!("trained on {train_n} examples in {seconds:.2} s; {test_n} held out; model written to {}", a.out.display());
+    eprintln!(
+        "trained on {train_n} examples in {seconds:.2} s; {test_n} held out; model written to {}",
+        a.out.display()
+    );
     println!("{}", serde_json::to_string_pretty(&held)?);
     Ok(())
 }
 
 /// Held-out figures: TPR at 1 % FPR (with its threshold), per language, and at the policy's 0.5.
-pub fn injection_report(d: &injection::InjectionDetector, examples: &[injection::Example]) -> Value {
+pub fn injection_report(
+    d: &injection::InjectionDetector,
+    examples: &[injection::Example],
+) -> Value {
     let test: Vec<&injection::Example> = examples.iter().filter(|e| e.split == "test").collect();
-    let scores: Vec<(f32, &injection::Example)> = test.iter().map(|e| (d.scan(&e.text, Source::User, 0.5).score, *e)).collect();
-    let pos: Vec<f32> = scores.iter().filter(|(_, e)| e.label == 1).map(|(s, _)| *s).collect();
-    let neg: Vec<f32> = scores.iter().filter(|(_, e)| e.label == 0).map(|(s, _)| *s).collect();
+    let scores: Vec<(f32, &injection::Example)> = test
+        .iter()
+        .map(|e| (d.scan(&e.text, Source::User, 0.5).score, *e))
+        .collect();
+    let pos: Vec<f32> = scores
+        .iter()
+        .filter(|(_, e)| e.label == 1)
+        .map(|(s, _)| *s)
+        .collect();
+    let neg: Vec<f32> = scores
+        .iter()
+        .filter(|(_, e)| e.label == 0)
+        .map(|(s, _)| *s)
+        .collect();
     let (tpr, threshold) = injection::tpr_at_fpr(&pos, &neg, 0.01);
     let fpr_at_half = neg.iter().filter(|&&s| s >= 0.5).count() as f64 / neg.len().max(1) as f64;
     let tpr_at_half = pos.iter().filter(|&&s| s >= 0.5).count() as f64 / pos.len().max(1) as f64;

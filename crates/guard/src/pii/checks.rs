@@ -42,12 +42,14 @@ pub fn credit_card(s: &str) -> bool {
     let p2 = u32::from(d[0]) * 10 + u32::from(d[1]);
     let p4 = p2 * 100 + u32::from(d[2]) * 10 + u32::from(d[3]);
     match d[0] {
-        4 => matches!(d.len(), 13 | 16 | 19),                     // Visa
-        5 => (51..=55).contains(&p2) && d.len() == 16,            // Mastercard
-        2 => (2221..=2720).contains(&p4) && d.len() == 16,        // Mastercard 2-series
-        3 => (p2 == 34 || p2 == 37) && d.len() == 15              // Amex
+        4 => matches!(d.len(), 13 | 16 | 19),              // Visa
+        5 => (51..=55).contains(&p2) && d.len() == 16,     // Mastercard
+        2 => (2221..=2720).contains(&p4) && d.len() == 16, // Mastercard 2-series
+        3 => {
+            (p2 == 34 || p2 == 37) && d.len() == 15              // Amex
             || (3528..=3589).contains(&p4) && d.len() >= 16       // JCB
-            || (p2 == 36 || p2 == 38 || (300..=305).contains(&(p4 / 10))) && d.len() >= 14, // Diners
+            || (p2 == 36 || p2 == 38 || (300..=305).contains(&(p4 / 10))) && d.len() >= 14
+        } // Diners
         6 => p4 == 6011 || p2 == 65 || (644..=649).contains(&(p4 / 10)) || p2 == 62, // Discover, UnionPay
         _ => false,
     }
@@ -115,7 +117,11 @@ pub fn iban_prefix(s: &str) -> Option<usize> {
         } else {
             u32::from(c.to_ascii_uppercase() - b'A') + 10
         };
-        rem = if v >= 10 { (rem * 100 + v) % 97 } else { (rem * 10 + v) % 97 };
+        rem = if v >= 10 {
+            (rem * 100 + v) % 97
+        } else {
+            (rem * 10 + v) % 97
+        };
     }
     // The identifier must end at a word boundary: no further alphanumerics glued on.
     if b.get(end).is_some_and(|c| c.is_ascii_alphanumeric()) {
@@ -127,12 +133,16 @@ pub fn iban_prefix(s: &str) -> Option<usize> {
 /// Whether `s` starts with a known IBAN country code and has that country's length.
 pub fn iban_shaped(s: &str) -> bool {
     let n = s.bytes().filter(u8::is_ascii_alphanumeric).count();
-    s.get(0..2).and_then(iban_length).is_some_and(|want| n >= want)
+    s.get(0..2)
+        .and_then(iban_length)
+        .is_some_and(|want| n >= want)
 }
 
 /// ISO 7064 MOD 11,10 check digit over `d[..n-1]` compared with `d[n-1]`.
 fn mod11_10(d: &[u8]) -> bool {
-    let Some((&check, body)) = d.split_last() else { return false };
+    let Some((&check, body)) = d.split_last() else {
+        return false;
+    };
     let mut product = 10u32;
     for &x in body {
         let mut sum = (u32::from(x) + product) % 10;
@@ -174,7 +184,8 @@ pub fn de_tax_id(s: &str) -> bool {
 
 /// Position of an ASCII letter in the alphabet, 1-based.
 fn letter_number(c: u8) -> Option<u32> {
-    c.is_ascii_alphabetic().then(|| u32::from(c.to_ascii_uppercase() - b'A') + 1)
+    c.is_ascii_alphabetic()
+        .then(|| u32::from(c.to_ascii_uppercase() - b'A') + 1)
 }
 
 fn cross_sum(mut v: u32) -> u32 {
@@ -204,8 +215,23 @@ pub fn de_social_security(s: &str) -> bool {
     if !(1..=31).contains(&day) || !(1..=12).contains(&month) {
         return false;
     }
-    let Some(letter) = letter_number(c[8]) else { return false };
-    let seq = [n(0), n(1), n(2), n(3), n(4), n(5), n(6), n(7), letter / 10, letter % 10, n(9), n(10)];
+    let Some(letter) = letter_number(c[8]) else {
+        return false;
+    };
+    let seq = [
+        n(0),
+        n(1),
+        n(2),
+        n(3),
+        n(4),
+        n(5),
+        n(6),
+        n(7),
+        letter / 10,
+        letter % 10,
+        n(9),
+        n(10),
+    ];
     const W: [u32; 12] = [2, 1, 2, 5, 7, 1, 2, 1, 2, 1, 2, 1];
     let sum: u32 = seq.iter().zip(W).map(|(v, w)| cross_sum(v * w)).sum();
     sum % 10 == n(11)
@@ -218,7 +244,9 @@ pub fn de_health_insurance(s: &str) -> bool {
     if c.len() != 10 || !c[1..].iter().all(u8::is_ascii_digit) {
         return false;
     }
-    let Some(letter) = letter_number(c[0]) else { return false };
+    let Some(letter) = letter_number(c[0]) else {
+        return false;
+    };
     let mut seq = vec![letter / 10, letter % 10];
     seq.extend(c[1..9].iter().map(|b| u32::from(b - b'0')));
     let sum: u32 = seq
@@ -238,7 +266,9 @@ pub fn vat_id(s: &str) -> bool {
     match cc {
         "DE" => rest.len() == 9 && rest.as_bytes()[0] != b'0' && mod11_10(&d(rest)),
         "AT" => {
-            let Some(r) = rest.strip_prefix('U') else { return false };
+            let Some(r) = rest.strip_prefix('U') else {
+                return false;
+            };
             let v = d(r);
             if v.len() != 8 {
                 return false;
@@ -281,7 +311,11 @@ pub fn vat_id(s: &str) -> bool {
             if v.len() != 9 {
                 return false;
             }
-            let sum: u32 = v[..8].iter().enumerate().map(|(i, &x)| u32::from(x) * (9 - i as u32)).sum();
+            let sum: u32 = v[..8]
+                .iter()
+                .enumerate()
+                .map(|(i, &x)| u32::from(x) * (9 - i as u32))
+                .sum();
             let old = sum % 11 == u32::from(v[8]);
             // Since 2020 sole traders' numbers follow the ISO 7064 MOD 97-10 rule.
             let mut rem = 0u64;

@@ -4,7 +4,33 @@
 //! and Turkish first names seen in German customer data. No model download.
 
 use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
+
+/// FNV-1a: the gazetteer keys are short words, looked up once per capitalised
+/// word of every text; SipHash's DoS resistance buys nothing for a fixed list.
+#[derive(Default)]
+pub struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type WordSet = HashSet<&'static str, BuildHasherDefault<Fnv>>;
 
 const FIRST_NAMES: &str = "
 Aaron Abdul Adam Adrian Ahmed Alan Albert Alexander Alexandra Alfred Ali Alice Alina Amelie Amy
@@ -78,30 +104,30 @@ const TITLES: &str = "
 Herr Herrn Frau Mr Mrs Ms Miss Dr Prof Mme Monsieur Madame Señor Señora Sr Sra Signor Signora Sig
 ";
 
-fn set(words: &'static str) -> HashSet<&'static str> {
+fn set(words: &'static str) -> WordSet {
     words.split_whitespace().collect()
 }
 
 /// First names (capitalised as written).
-pub fn first_names() -> &'static HashSet<&'static str> {
-    static S: OnceLock<HashSet<&'static str>> = OnceLock::new();
+pub fn first_names() -> &'static WordSet {
+    static S: OnceLock<WordSet> = OnceLock::new();
     S.get_or_init(|| set(FIRST_NAMES))
 }
 
 /// Common family names.
-pub fn surnames() -> &'static HashSet<&'static str> {
-    static S: OnceLock<HashSet<&'static str>> = OnceLock::new();
+pub fn surnames() -> &'static WordSet {
+    static S: OnceLock<WordSet> = OnceLock::new();
     S.get_or_init(|| set(SURNAMES))
 }
 
 /// City names (German and English spellings).
-pub fn cities() -> &'static HashSet<&'static str> {
-    static S: OnceLock<HashSet<&'static str>> = OnceLock::new();
+pub fn cities() -> &'static WordSet {
+    static S: OnceLock<WordSet> = OnceLock::new();
     S.get_or_init(|| set(CITIES))
 }
 
 /// Forms of address that precede a name.
-pub fn titles() -> &'static HashSet<&'static str> {
-    static S: OnceLock<HashSet<&'static str>> = OnceLock::new();
+pub fn titles() -> &'static WordSet {
+    static S: OnceLock<WordSet> = OnceLock::new();
     S.get_or_init(|| set(TITLES))
 }

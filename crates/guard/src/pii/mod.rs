@@ -141,37 +141,74 @@ enum Kind {
 }
 
 const B: &str = r"(?-u:\b)";
+/// Optional extension: "x406", "ext. 12", "-0" style switchboard suffixes.
+const EXT: &str = r"(?:[ ]?(?:x|ext\.?|Durchwahl|DW)[ ]?[0-9]{1,6})?";
 
 fn patterns() -> Vec<(Kind, String)> {
     let months = "Jan(?:uar|uary)?|Feb(?:ruar|ruary)?|M(?:ä|ae)rz|March|Mar|Apr(?:il)?|Mai|May|Jun[ie]?|Jul[iy]?|Aug(?:ust)?|Sep(?:t|tember)?|O[ck]t(?:ober)?|Nov(?:ember)?|De[cz](?:ember)?";
     vec![
         (
             Kind::Email,
-            format!(r"{B}[A-Za-z0-9][A-Za-z0-9._%+\-]*@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*\.[A-Za-z]{{2,24}}{B}"),
+            format!(
+                r"{B}[A-Za-z0-9][A-Za-z0-9._%+\-]*@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)*\.[A-Za-z]{{2,24}}{B}"
+            ),
         ),
-        (Kind::Url, r#"(?:[hH][tT][tT][pP][sS]?://|www\.)[^\s<>"'`]+"#.to_string()),
-        (Kind::Iban, format!(r"{B}[A-Z]{{2}}[0-9]{{2}}(?:[ ]?[A-Z0-9]{{4}}){{2,7}}(?:[ ]?[A-Z0-9]{{1,3}})?")),
+        (
+            Kind::Url,
+            r#"(?:[hH][tT][tT][pP][sS]?://|www\.)[^ \t\r\n<>"'`]+"#.to_string(),
+        ),
+        (
+            Kind::Iban,
+            format!(r"{B}[A-Z]{{2}}[0-9]{{2}}(?:[ ]?[A-Z0-9]{{4}}){{2,7}}(?:[ ]?[A-Z0-9]{{1,3}})?"),
+        ),
         (
             Kind::Vat,
-            format!(r"{B}(?:DE[ ]?[0-9]{{9}}|ATU[ ]?[0-9]{{8}}|BE[ ]?0[0-9]{{9}}|FR[ ]?[0-9A-Z]{{2}}[0-9]{{9}}|IT[ ]?[0-9]{{11}}|NL[ ]?[0-9]{{9}}B[0-9]{{2}}|PL[ ]?[0-9]{{10}}|ES[ ]?[0-9A-Z][0-9]{{7}}[0-9A-Z]|GB[ ]?[0-9]{{9}}(?:[0-9]{{3}})?){B}"),
+            format!(
+                r"{B}(?:DE[ ]?[0-9]{{9}}|ATU[ ]?[0-9]{{8}}|BE[ ]?0[0-9]{{9}}|FR[ ]?[0-9A-Z]{{2}}[0-9]{{9}}|IT[ ]?[0-9]{{11}}|NL[ ]?[0-9]{{9}}B[0-9]{{2}}|PL[ ]?[0-9]{{10}}|ES[ ]?[0-9A-Z][0-9]{{7}}[0-9A-Z]|GB[ ]?[0-9]{{9}}(?:[0-9]{{3}})?){B}"
+            ),
         ),
-        (Kind::SocialSecurity, format!(r"{B}[0-9]{{2}}[ ]?[0-9]{{6}}[ ]?[A-Z][ ]?[0-9]{{3}}{B}")),
+        (
+            Kind::SocialSecurity,
+            format!(r"{B}[0-9]{{2}}[ ]?[0-9]{{6}}[ ]?[A-Z][ ]?[0-9]{{3}}{B}"),
+        ),
         (Kind::HealthInsurance, format!(r"{B}[A-Z][0-9]{{9}}{B}")),
         (
             Kind::Card,
-            format!(r"{B}(?:[0-9]{{4}}[ \-]?[0-9]{{4}}[ \-]?[0-9]{{4}}[ \-]?[0-9]{{1,7}}|3[47][0-9]{{2}}[ \-]?[0-9]{{6}}[ \-]?[0-9]{{5}}|3[068][0-9]{{2}}[ \-]?[0-9]{{6}}[ \-]?[0-9]{{4}}){B}"),
+            format!(
+                r"{B}(?:[0-9]{{4}}[ \-]?[0-9]{{4}}[ \-]?[0-9]{{4}}[ \-]?[0-9]{{1,7}}|3[47][0-9]{{2}}[ \-]?[0-9]{{6}}[ \-]?[0-9]{{5}}|3[068][0-9]{{2}}[ \-]?[0-9]{{6}}[ \-]?[0-9]{{4}}){B}"
+            ),
         ),
-        (Kind::TaxId, format!(r"{B}[1-9][0-9](?:[ ]?[0-9]{{3}}){{3}}{B}")),
-        (Kind::Ipv4, format!(r"{B}(?:[0-9]{{1,3}}\.){{3}}[0-9]{{1,3}}{B}")),
-        (Kind::Ipv6, format!(r"{B}(?:[0-9A-Fa-f]{{0,4}}:){{2,7}}[0-9A-Fa-f]{{1,4}}{B}|(?:[0-9A-Fa-f]{{1,4}}:){{1,7}}:")),
+        (
+            Kind::TaxId,
+            format!(r"{B}[1-9][0-9](?:[ ]?[0-9]{{3}}){{3}}{B}"),
+        ),
+        (
+            Kind::Ipv4,
+            format!(r"{B}(?:[0-9]{{1,3}}\.){{3}}[0-9]{{1,3}}{B}"),
+        ),
+        (
+            Kind::Ipv6,
+            format!(
+                r"{B}(?:[0-9A-Fa-f]{{0,4}}:){{2,7}}[0-9A-Fa-f]{{1,4}}{B}|(?:[0-9A-Fa-f]{{1,4}}:){{1,7}}:"
+            ),
+        ),
         (
             Kind::Date,
-            format!(r"{B}(?:[0-3]?[0-9][./\-][01]?[0-9][./\-](?:19|20)[0-9]{{2}}|(?:19|20)[0-9]{{2}}-[01][0-9]-[0-3][0-9]|[0-3]?[0-9]\.?[ ](?:{months})\.?[ ](?:19|20)[0-9]{{2}}|(?:{months})\.?[ ][0-3]?[0-9](?:st|nd|rd|th)?,?[ ](?:19|20)[0-9]{{2}}){B}"),
+            format!(
+                r"{B}(?:[0-3]?[0-9][./\-][01]?[0-9][./\-](?:19|20)[0-9]{{2}}|(?:19|20)[0-9]{{2}}-[01][0-9]-[0-3][0-9]|[0-3]?[0-9]\.?[ ](?:{months})\.?[ ](?:19|20)[0-9]{{2}}|(?:{months})\.?[ ][0-3]?[0-9](?:st|nd|rd|th)?,?[ ](?:19|20)[0-9]{{2}}){B}"
+            ),
         ),
-        (Kind::Passport, format!(r"{B}(?:[CFGHJKLMNPRTVWXYZ][CFGHJKLMNPRTVWXYZ0-9]{{8}}|[A-Z]{{1,2}}[0-9]{{6,8}}|[0-9]{{9}}){B}")),
+        (
+            Kind::Passport,
+            format!(
+                r"{B}(?:[CFGHJKLMNPRTVWXYZ][CFGHJKLMNPRTVWXYZ0-9]{{8}}|[A-Z]{{1,2}}[0-9]{{6,8}}|[0-9]{{9}}){B}"
+            ),
+        ),
         (
             Kind::Phone,
-            format!(r"\+[1-9][0-9]{{0,2}}[ \-./]?(?:\(0\)[ ]?)?(?:\([0-9]{{1,5}}\)[ ]?)?[0-9]{{1,5}}(?:[ \-./]?[0-9]{{1,8}}){{1,5}}{B}|{B}0[1-9][0-9]{{1,4}}(?:[ \-/]|[ ]/[ ])?[0-9]{{2,8}}(?:[ \-][0-9]{{1,6}}){{0,3}}{B}|\(0[1-9][0-9]{{1,4}}\)[ ]?[0-9]{{3,8}}(?:[ \-][0-9]{{1,6}}){{0,2}}{B}|(?:\([2-9][0-9]{{2}}\)[ ]?|{B}[2-9][0-9]{{2}}[\-. ])[2-9][0-9]{{2}}[\-. ][0-9]{{4}}{B}"),
+            format!(
+                r"(?:\+|{B}00)[1-9][0-9]{{0,2}}[ \-./]?(?:\(0\)[ ]?)?(?:\([0-9]{{1,5}}\)[ ]?)?[0-9]{{1,5}}(?:[ \-./]?[0-9]{{1,8}}){{0,5}}{EXT}{B}|{B}0[1-9][0-9]{{1,4}}(?:[ \-/]|[ ]/[ ])?[0-9]{{2,8}}(?:[ \-][0-9]{{1,6}}){{0,3}}{EXT}{B}|\(0[1-9][0-9]{{1,4}}\)[ ]?[0-9]{{3,8}}(?:[ \-][0-9]{{1,6}}){{0,2}}{EXT}{B}|(?:\([2-9][0-9]{{2}}\)[ ]?|{B}[2-9][0-9]{{2}}[\-. ]?)[2-9][0-9]{{2}}[\-. ]?[0-9]{{4}}{EXT}{B}"
+            ),
         ),
     ]
 }
@@ -225,13 +262,22 @@ impl Detector {
     pub fn new() -> Result<Self, PatternError> {
         let pats = patterns();
         let sources: Vec<&str> = pats.iter().map(|(_, p)| p.as_str()).collect();
-        let candidates = Regex::new_many(&sources).map_err(|e| PatternError(e.to_string()))?;
+        // A roomy lazy-DFA cache: the candidate automaton is large, and a cache
+        // that keeps being cleared re-determinises states on every text.
+        let config = || Regex::config().hybrid_cache_capacity(16 << 20);
+        let candidates = Regex::builder()
+            .configure(config())
+            .build_many(&sources)
+            .map_err(|e| PatternError(e.to_string()))?;
         let each = pats
             .iter()
             .map(|(k, p)| compile(p).map(|r| (*k, r)))
             .collect::<Result<_, _>>()?;
         let addr = address_patterns();
-        let addresses = Regex::new_many(&addr).map_err(|e| PatternError(e.to_string()))?;
+        let addresses = Regex::builder()
+            .configure(config())
+            .build_many(&addr)
+            .map_err(|e| PatternError(e.to_string()))?;
         Ok(Self {
             candidates,
             each,
@@ -242,23 +288,32 @@ impl Detector {
     /// All findings in `text`, sorted by start, never overlapping.
     pub fn detect(&self, text: &str) -> Vec<Finding> {
         let mut out = Vec::new();
-        self.structured(text, &mut out);
-        self.addresses(text, &mut out);
+        let windows = windows(text);
+        for &(from, to) in &windows {
+            self.structured_in(text, from, to, &mut out);
+        }
+        self.addresses(text, &windows, &mut out);
         self.names(text, &mut out);
         out.sort_by_key(|f| (f.start, f.end));
         out
     }
 
-    fn structured(&self, text: &str, out: &mut Vec<Finding>) {
-        let mut pos = 0;
-        while pos < text.len() {
-            let input = Input::new(text).span(pos..text.len());
-            let Some(m) = self.candidates.search(&input) else { break };
+    fn structured_in(&self, text: &str, from: usize, to: usize, out: &mut Vec<Finding>) {
+        let mut pos = from.max(out.last().map_or(0, |f| f.end));
+        while pos < to {
+            let input = Input::new(text).span(pos..to);
+            let Some(m) = self.candidates.search(&input) else {
+                break;
+            };
             let start = m.start();
             let mut next = start + 1;
             for (kind, re) in &self.each {
-                let anchored = Input::new(text).span(start..text.len()).anchored(Anchored::Yes);
-                let Some(cm) = re.search(&anchored) else { continue };
+                let anchored = Input::new(text)
+                    .span(start..text.len())
+                    .anchored(Anchored::Yes);
+                let Some(cm) = re.search(&anchored) else {
+                    continue;
+                };
                 if let Some((entity, end, score)) = validate(*kind, text, start, cm.end()) {
                     if let Some(entity) = entity {
                         out.push(Finding {
@@ -279,9 +334,43 @@ impl Detector {
         }
     }
 
-    fn addresses(&self, text: &str, out: &mut Vec<Finding>) {
-        let taken: Vec<(usize, usize)> = out.iter().map(|f| (f.start, f.end)).collect();
-        for m in self.addresses.find_iter(text) {
+    fn addresses(&self, text: &str, windows: &[(usize, usize)], out: &mut Vec<Finding>) {
+        let taken = sorted_spans(out);
+        // Every address has a house number, so it ends in a window; street names
+        // reach at most a few words back from it.
+        let mut spans: Vec<(usize, usize)> = Vec::new();
+        for &(from, to) in windows {
+            let mut s = from.saturating_sub(48);
+            while !text.is_char_boundary(s) {
+                s += 1;
+            }
+            match spans.last_mut() {
+                Some(last) if s <= last.1 => last.1 = to,
+                _ => spans.push((s, to)),
+            }
+        }
+        let mut found = Vec::new();
+        let mut last_end = 0;
+        for (from, to) in spans {
+            let mut pos = from.max(last_end);
+            // A city name may follow the postcode.
+            let mut limit = (to + 40).min(text.len());
+            while !text.is_char_boundary(limit) {
+                limit += 1;
+            }
+            while pos < to {
+                let Some(m) = self.addresses.search(&Input::new(text).span(pos..limit)) else {
+                    break;
+                };
+                if m.start() >= to {
+                    break;
+                }
+                found.push(m);
+                pos = m.end().max(pos + 1);
+                last_end = m.end();
+            }
+        }
+        for m in found {
             let end = trim_end(text, m.start(), m.end());
             if !overlaps(&taken, m.start(), end) {
                 out.push(Finding {
@@ -295,7 +384,7 @@ impl Detector {
     }
 
     fn names(&self, text: &str, out: &mut Vec<Finding>) {
-        let taken: Vec<(usize, usize)> = out.iter().map(|f| (f.start, f.end)).collect();
+        let taken = sorted_spans(out);
         let words = words(text);
         let first = gazetteer::first_names();
         let last = gazetteer::surnames();
@@ -304,9 +393,9 @@ impl Detector {
         let cap = |i: usize| words.get(i).is_some_and(|&(s, e)| capitalised(&text[s..e]));
         // Two words are one name only when nothing but a space separates them.
         let adjacent = |i: usize| {
-            words
-                .get(i + 1)
-                .is_some_and(|&(s, _)| text[words[i].1..s].bytes().all(|b| b == b' ') && s - words[i].1 <= 2)
+            words.get(i + 1).is_some_and(|&(s, _)| {
+                text[words[i].1..s].bytes().all(|b| b == b' ') && s - words[i].1 <= 2
+            })
         };
         let mut i = 0;
         while i < words.len() {
@@ -318,7 +407,11 @@ impl Detector {
             }
             let after_title = titles.contains(w) && {
                 let dot = text[e..].starts_with('.');
-                let gap = &text[e + usize::from(dot)..words.get(i + 1).map_or(e, |w| w.0).max(e + usize::from(dot))];
+                let gap = &text[e + usize::from(dot)
+                    ..words
+                        .get(i + 1)
+                        .map_or(e, |w| w.0)
+                        .max(e + usize::from(dot))];
                 gap.bytes().all(|b| b == b' ') && !gap.is_empty()
             };
             if after_title && cap(i + 1) {
@@ -328,25 +421,47 @@ impl Detector {
                     j += 1;
                 }
                 let mut k = j;
-                if adjacent(k) && cap(k + 1) && (first.contains(&text[words[k].0..words[k].1]) || last.contains(&text[words[k + 1].0..words[k + 1].1])) {
+                if adjacent(k)
+                    && cap(k + 1)
+                    && (first.contains(&text[words[k].0..words[k].1])
+                        || last.contains(&text[words[k + 1].0..words[k + 1].1]))
+                {
                     k += 1;
                 }
-                push_unless_taken(out, &taken, EntityType::Person, words[j].0, words[k].1, 0.85);
+                push_unless_taken(
+                    out,
+                    &taken,
+                    EntityType::Person,
+                    words[j].0,
+                    words[k].1,
+                    0.85,
+                );
                 i = k + 1;
                 continue;
             }
             if first.contains(w) {
                 let mut k = i;
                 // Given names may pair ("Anna Lena"), then an optional particle and a family name.
-                while adjacent(k) && cap(k + 1) && first.contains(&text[words[k + 1].0..words[k + 1].1]) && k - i < 2 {
+                while adjacent(k)
+                    && cap(k + 1)
+                    && first.contains(&text[words[k + 1].0..words[k + 1].1])
+                    && k - i < 2
+                {
                     k += 1;
                 }
                 if adjacent(k) {
                     let (ns, ne) = words[k + 1];
                     let next = &text[ns..ne];
-                    if matches!(next, "von" | "van" | "de" | "di" | "da" | "del" | "zu") && adjacent(k + 1) && cap(k + 2) {
+                    if matches!(next, "von" | "van" | "de" | "di" | "da" | "del" | "zu")
+                        && adjacent(k + 1)
+                        && cap(k + 2)
+                    {
                         k += 2;
-                    } else if capitalised(next) && !cities.contains(next) && !titles.contains(next) && !is_common_word(next) {
+                    } else if capitalised(next)
+                        && !cities.contains(next)
+                        && !titles.contains(next)
+                        && !is_common_word(next)
+                    {
                         k += 1;
                     }
                 }
@@ -363,22 +478,122 @@ impl Detector {
     }
 }
 
+/// Regions that can hold a structured identifier: runs of whitespace-separated
+/// tokens with a digit (one word without digits may bridge two such tokens, as
+/// in "12. März 1985"), each with the token before it ("IBAN", "March"), and
+/// tokens with `@`, `://` or `www.`. Everything else is prose the candidate
+/// automaton never needs to read; the scan below runs at memory speed.
+fn windows(text: &str) -> Vec<(usize, usize)> {
+    let b = text.as_bytes();
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    let mut prev_token: Option<usize> = None;
+    // (window start, end of last digit token, pending bridge token allowed)
+    let mut open: Option<(usize, usize, bool)> = None;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let (mut digit, mut special) = (false, false);
+        while i < b.len() && !b[i].is_ascii_whitespace() {
+            match b[i] {
+                b'0'..=b'9' => digit = true,
+                b'@' => special = true,
+                b'/' if b.get(i + 1) == Some(&b'/') => special = true,
+                b'w' | b'W' if b[i..].len() >= 4 && b[i..i + 4].eq_ignore_ascii_case(b"www.") => {
+                    special = true
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        let end = i;
+        if digit || special {
+            match open.as_mut() {
+                Some((_, last, bridge)) => {
+                    *last = end;
+                    *bridge = true;
+                }
+                None => open = Some((prev_token.unwrap_or(start), end, true)),
+            }
+        } else if let Some((ws, last, bridge)) = open {
+            if bridge && end - start <= 12 {
+                open = Some((ws, last, false));
+            } else {
+                out.push((ws, last));
+                open = None;
+            }
+        }
+        prev_token = Some(start);
+    }
+    if let Some((ws, last, _)) = open {
+        out.push((ws, last));
+    }
+    out
+}
+
 /// Capitalised sentence words that follow a first name without being a family name.
 fn is_common_word(w: &str) -> bool {
     matches!(
         w,
-        "Und" | "And" | "Or" | "Oder" | "The" | "Der" | "Die" | "Das" | "Sie" | "Ich" | "Wir" | "We" | "I" | "You" | "Hi" | "Hallo" | "Dear" | "Liebe" | "Lieber" | "Team" | "GmbH" | "AG" | "Inc" | "Ltd"
+        "Und"
+            | "And"
+            | "Or"
+            | "Oder"
+            | "The"
+            | "Der"
+            | "Die"
+            | "Das"
+            | "Sie"
+            | "Ich"
+            | "Wir"
+            | "We"
+            | "I"
+            | "You"
+            | "Hi"
+            | "Hallo"
+            | "Dear"
+            | "Liebe"
+            | "Lieber"
+            | "Team"
+            | "GmbH"
+            | "AG"
+            | "Inc"
+            | "Ltd"
     )
 }
 
-fn push_unless_taken(out: &mut Vec<Finding>, taken: &[(usize, usize)], entity: EntityType, start: usize, end: usize, score: f32) {
+fn push_unless_taken(
+    out: &mut Vec<Finding>,
+    taken: &[(usize, usize)],
+    entity: EntityType,
+    start: usize,
+    end: usize,
+    score: f32,
+) {
     if !overlaps(taken, start, end) {
-        out.push(Finding { entity, start, end, score });
+        out.push(Finding {
+            entity,
+            start,
+            end,
+            score,
+        });
     }
 }
 
+/// Whether `start..end` overlaps any span of `taken` (sorted by start, non-overlapping).
 fn overlaps(taken: &[(usize, usize)], start: usize, end: usize) -> bool {
-    taken.iter().any(|&(s, e)| s < end && start < e)
+    // The first span that ends after `start` is the only candidate.
+    let i = taken.partition_point(|&(_, e)| e <= start);
+    taken.get(i).is_some_and(|&(s, _)| s < end)
+}
+
+fn sorted_spans(out: &[Finding]) -> Vec<(usize, usize)> {
+    let mut v: Vec<(usize, usize)> = out.iter().map(|f| (f.start, f.end)).collect();
+    v.sort_unstable();
+    v
 }
 
 fn capitalised(w: &str) -> bool {
@@ -393,7 +608,9 @@ fn words(text: &str) -> Vec<(usize, usize)> {
     let b = text.as_bytes();
     let mut it = text.char_indices().peekable();
     while let Some((i, c)) = it.next() {
-        let inner = (c == '-' || c == '\'') && start.is_some() && it.peek().is_some_and(|(_, n)| n.is_alphabetic());
+        let inner = (c == '-' || c == '\'')
+            && start.is_some()
+            && it.peek().is_some_and(|(_, n)| n.is_alphabetic());
         if c.is_alphabetic() || inner {
             start.get_or_insert(i);
         } else if let Some(s) = start.take() {
@@ -409,8 +626,13 @@ fn words(text: &str) -> Vec<(usize, usize)> {
 /// Trailing punctuation is not part of a URL or address.
 fn trim_end(text: &str, start: usize, mut end: usize) -> usize {
     while end > start {
-        let Some(c) = text[..end].chars().next_back() else { break };
-        if matches!(c, '.' | ',' | ';' | ':' | '!' | '?' | ')' | ']' | '}' | '\'' | '"' | ' ' | '\n') {
+        let Some(c) = text[..end].chars().next_back() else {
+            break;
+        };
+        if matches!(
+            c,
+            '.' | ',' | ';' | ':' | '!' | '?' | ')' | ']' | '}' | '\'' | '"' | ' ' | '\n'
+        ) {
             if c == ')' && text[start..end].contains('(') {
                 break;
             }
@@ -435,20 +657,69 @@ fn before(text: &str, at: usize, n: usize) -> String {
 fn contains_any(hay: &str, needles: &[&str]) -> bool {
     needles.iter().any(|n| {
         hay.match_indices(n).any(|(i, _)| {
-            hay[..i].chars().next_back().is_none_or(|c| !c.is_alphanumeric())
+            hay[..i]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !c.is_alphanumeric())
         })
     })
 }
 
 const DOB_CONTEXT: &[&str] = &[
-    "born", "birth", "dob", "d.o.b", "geboren", "geb.", "geburtsdatum", "geburtstag", "né ", "née", "naissance", "nacido", "nacida", "nato", "nata", "nascita", "fecha de nacimiento",
+    "born",
+    "birth",
+    "dob",
+    "d.o.b",
+    "geboren",
+    "geb.",
+    "geburtsdatum",
+    "geburtstag",
+    "né ",
+    "née",
+    "naissance",
+    "nacido",
+    "nacida",
+    "nato",
+    "nata",
+    "nascita",
+    "fecha de nacimiento",
 ];
 const PASSPORT_CONTEXT: &[&str] = &[
-    "passport", "reisepass", "pass-nr", "passnummer", "pass nr", "ausweis", "personalausweis", "id card", "id number", "id no", "id-nr", "passeport", "pasaporte", "passaporto", "document number", "dokumentennummer",
+    "passport",
+    "reisepass",
+    "pass-nr",
+    "passnummer",
+    "pass nr",
+    "ausweis",
+    "personalausweis",
+    "id card",
+    "id number",
+    "id no",
+    "id-nr",
+    "passeport",
+    "pasaporte",
+    "passaporto",
+    "document number",
+    "dokumentennummer",
 ];
-const PHONE_CONTEXT: &[&str] = &["tel", "phone", "mobil", "handy", "fax", "call", "ruf", "anruf", "whatsapp", "contact", "kontakt", "erreichbar", "reach"];
+const PHONE_CONTEXT: &[&str] = &[
+    "tel",
+    "phone",
+    "mobil",
+    "handy",
+    "fax",
+    "call",
+    "ruf",
+    "anruf",
+    "whatsapp",
+    "contact",
+    "kontakt",
+    "erreichbar",
+    "reach",
+];
 const NOT_PHONE_CONTEXT: &[&str] = &[
-    "bestell", "order", "rechnung", "invoice", "artikel", "article", "sku", "kunden", "customer", "ticket", "ref", "auftrag", "tracking", "sendung", "plz", "nr.", "no.", "eur", "€",
+    "bestell", "order", "rechnung", "invoice", "artikel", "article", "sku", "kunden", "customer",
+    "ticket", "ref", "auftrag", "tracking", "sendung", "plz", "nr.", "no.", "eur", "€",
 ];
 
 fn digit_count(s: &str) -> usize {
@@ -458,7 +729,12 @@ fn digit_count(s: &str) -> usize {
 /// Keeps a candidate: `Some((Some(entity), end, score))` to report,
 /// `Some((None, end, _))` to consume the span without reporting it (a plain date),
 /// `None` when this kind does not hold here.
-fn validate(kind: Kind, text: &str, start: usize, end: usize) -> Option<(Option<EntityType>, usize, f32)> {
+fn validate(
+    kind: Kind,
+    text: &str,
+    start: usize,
+    end: usize,
+) -> Option<(Option<EntityType>, usize, f32)> {
     let s = &text[start..end];
     let report = |e: EntityType, end: usize, score: f32| Some((Some(e), end, score));
     match kind {
@@ -474,17 +750,42 @@ fn validate(kind: Kind, text: &str, start: usize, end: usize) -> Option<(Option<
             None => None,
         },
         Kind::Vat => checks::vat_id(s).then_some((Some(EntityType::VatId), end, 1.0)),
-        Kind::SocialSecurity => checks::de_social_security(s).then_some((Some(EntityType::DeSocialSecurity), end, 1.0)),
-        Kind::HealthInsurance => checks::de_health_insurance(s).then_some((Some(EntityType::DeHealthInsurance), end, 0.95)),
-        Kind::Card => checks::credit_card(s).then_some((Some(EntityType::CreditCard), end, 1.0)),
+        Kind::SocialSecurity => {
+            checks::de_social_security(s).then_some((Some(EntityType::DeSocialSecurity), end, 1.0))
+        }
+        Kind::HealthInsurance => checks::de_health_insurance(s).then_some((
+            Some(EntityType::DeHealthInsurance),
+            end,
+            0.95,
+        )),
+        Kind::Card => {
+            if checks::credit_card(s) {
+                report(EntityType::CreditCard, end, 1.0)
+            } else if s.len() >= 19
+                && s.as_bytes()[4] == s.as_bytes()[9]
+                && matches!(s.as_bytes()[4], b' ' | b'-')
+            {
+                // Four groups of four with a wrong check digit: a broken card number,
+                // consumed so its groups are not read as a phone number.
+                Some((None, end, 0.0))
+            } else {
+                None
+            }
+        }
         Kind::TaxId => {
             // Eleven digits pass the check by chance 1 in 11 times; a phone context wins.
-            (checks::de_tax_id(s) && !contains_any(&before(text, start, 24), PHONE_CONTEXT)).then_some((Some(EntityType::DeTaxId), end, 0.95))
+            (checks::de_tax_id(s) && !contains_any(&before(text, start, 24), PHONE_CONTEXT))
+                .then_some((Some(EntityType::DeTaxId), end, 0.95))
         }
         Kind::Ipv4 => {
-            let followed = text[end..].starts_with('.') && text[end + 1..].starts_with(|c: char| c.is_ascii_digit());
+            let followed = text[end..].starts_with('.')
+                && text[end + 1..].starts_with(|c: char| c.is_ascii_digit());
             let preceded = text[..start].ends_with('.');
-            (checks::ipv4(s) && !followed && !preceded).then_some((Some(EntityType::IpAddress), end, 0.95))
+            (checks::ipv4(s) && !followed && !preceded).then_some((
+                Some(EntityType::IpAddress),
+                end,
+                0.95,
+            ))
         }
         Kind::Ipv6 => checks::ipv6(s).then_some((Some(EntityType::IpAddress), end, 0.95)),
         Kind::Date => {
@@ -493,7 +794,14 @@ fn validate(kind: Kind, text: &str, start: usize, end: usize) -> Option<(Option<
                 return None;
             }
             let ctx = before(text, start, 40);
-            if contains_any(&ctx, DOB_CONTEXT) {
+            let mut after_end = (end + 24).min(text.len());
+            while !text.is_char_boundary(after_end) {
+                after_end -= 1;
+            }
+            let after = text[end..after_end].to_lowercase();
+            if contains_any(&ctx, DOB_CONTEXT)
+                || contains_any(&after, &["geboren", "born", "né", "nacido", "nato"])
+            {
                 report(EntityType::DateOfBirth, end, 0.9)
             } else {
                 Some((None, end, 0.0))
@@ -502,12 +810,20 @@ fn validate(kind: Kind, text: &str, start: usize, end: usize) -> Option<(Option<
         Kind::Passport => {
             let ctx = before(text, start, 40);
             let mixed = s.bytes().any(|b| b.is_ascii_digit());
-            (mixed && contains_any(&ctx, PASSPORT_CONTEXT)).then_some((Some(EntityType::Passport), end, 0.85))
+            (mixed && contains_any(&ctx, PASSPORT_CONTEXT)).then_some((
+                Some(EntityType::Passport),
+                end,
+                0.85,
+            ))
         }
         Kind::Phone => {
             let n = digit_count(s);
             let international = s.starts_with('+');
-            let ok_len = if international { (8..=15).contains(&n) } else { (7..=13).contains(&n) };
+            let ok_len = if international {
+                (8..=15).contains(&n)
+            } else {
+                (7..=13).contains(&n)
+            };
             if !ok_len {
                 return None;
             }
@@ -516,8 +832,17 @@ fn validate(kind: Kind, text: &str, start: usize, end: usize) -> Option<(Option<
             if !positive && contains_any(&ctx, NOT_PHONE_CONTEXT) {
                 return None;
             }
+            // A bare run of digits not starting with 0 or + is a phone number only when introduced as one.
+            let bare = s.bytes().all(|b| b.is_ascii_digit()) && !s.starts_with('0');
+            if bare && !positive {
+                return None;
+            }
             // A bare run of digits without a leading 0 or + is not a phone number.
-            let score = if international || positive { 0.95 } else { 0.75 };
+            let score = if international || positive {
+                0.95
+            } else {
+                0.75
+            };
             report(EntityType::Phone, end, score)
         }
     }
@@ -584,7 +909,10 @@ mod tests {
 
     fn found(text: &str) -> Vec<(EntityType, &str)> {
         let d = Detector::new().unwrap();
-        d.detect(text).into_iter().map(|f| (f.entity, &text[f.start..f.end])).collect()
+        d.detect(text)
+            .into_iter()
+            .map(|f| (f.entity, &text[f.start..f.end]))
+            .collect()
     }
 
     #[test]
@@ -592,22 +920,46 @@ mod tests {
         let t = "Mail anna.schmidt@example.de, IBAN DE89 3704 0044 0532 0130 00, Karte 4111 1111 1111 1111, \
                  Server 192.168.10.1, USt-IdNr. DE136695976, Tel. +49 30 1234567, https://example.org/a?b=1.";
         let f = found(t);
-        assert!(f.contains(&(EntityType::Email, "anna.schmidt@example.de")), "{f:?}");
-        assert!(f.contains(&(EntityType::Iban, "DE89 3704 0044 0532 0130 00")), "{f:?}");
-        assert!(f.contains(&(EntityType::CreditCard, "4111 1111 1111 1111")), "{f:?}");
-        assert!(f.contains(&(EntityType::IpAddress, "192.168.10.1")), "{f:?}");
+        assert!(
+            f.contains(&(EntityType::Email, "anna.schmidt@example.de")),
+            "{f:?}"
+        );
+        assert!(
+            f.contains(&(EntityType::Iban, "DE89 3704 0044 0532 0130 00")),
+            "{f:?}"
+        );
+        assert!(
+            f.contains(&(EntityType::CreditCard, "4111 1111 1111 1111")),
+            "{f:?}"
+        );
+        assert!(
+            f.contains(&(EntityType::IpAddress, "192.168.10.1")),
+            "{f:?}"
+        );
         assert!(f.contains(&(EntityType::VatId, "DE136695976")), "{f:?}");
         assert!(f.contains(&(EntityType::Phone, "+49 30 1234567")), "{f:?}");
-        assert!(f.contains(&(EntityType::Url, "https://example.org/a?b=1")), "{f:?}");
+        assert!(
+            f.contains(&(EntityType::Url, "https://example.org/a?b=1")),
+            "{f:?}"
+        );
     }
 
     #[test]
     fn german_identifiers_and_context() {
         let f = found("Steuer-ID 86095742719, RV-Nummer 15070649C103, KVNR A123456780, geboren am 12.03.1985, Reisepass C01X00T47");
         assert!(f.contains(&(EntityType::DeTaxId, "86095742719")), "{f:?}");
-        assert!(f.contains(&(EntityType::DeSocialSecurity, "15070649C103")), "{f:?}");
-        assert!(f.contains(&(EntityType::DeHealthInsurance, "A123456780")), "{f:?}");
-        assert!(f.contains(&(EntityType::DateOfBirth, "12.03.1985")), "{f:?}");
+        assert!(
+            f.contains(&(EntityType::DeSocialSecurity, "15070649C103")),
+            "{f:?}"
+        );
+        assert!(
+            f.contains(&(EntityType::DeHealthInsurance, "A123456780")),
+            "{f:?}"
+        );
+        assert!(
+            f.contains(&(EntityType::DateOfBirth, "12.03.1985")),
+            "{f:?}"
+        );
         assert!(f.contains(&(EntityType::Passport, "C01X00T47")), "{f:?}");
     }
 
@@ -622,9 +974,18 @@ mod tests {
         let f = found("Sehr geehrte Frau Dr. Weber, Ihr Termin bei Thomas Müller in der Hauptstraße 5, 10115 Berlin.");
         assert!(f.contains(&(EntityType::Person, "Weber")), "{f:?}");
         assert!(f.contains(&(EntityType::Person, "Thomas Müller")), "{f:?}");
-        assert!(f.contains(&(EntityType::Address, "Hauptstraße 5, 10115 Berlin")), "{f:?}");
+        assert!(
+            f.contains(&(EntityType::Address, "Hauptstraße 5, 10115 Berlin")),
+            "{f:?}"
+        );
         let f = found("Ship to 1600 Pennsylvania Avenue, Washington, DC 20500 for Mr. John Smith.");
-        assert!(f.contains(&(EntityType::Address, "1600 Pennsylvania Avenue, Washington, DC 20500")), "{f:?}");
+        assert!(
+            f.contains(&(
+                EntityType::Address,
+                "1600 Pennsylvania Avenue, Washington, DC 20500"
+            )),
+            "{f:?}"
+        );
         assert!(f.contains(&(EntityType::Person, "John Smith")), "{f:?}");
     }
 
