@@ -191,7 +191,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         let store = open_store(&config)?;
-        let state = regelkreis_server::AppState::new(store, config.server_config())?;
+        let state = regelkreis_server::AppState::new(store, config.server_config()?)?;
         let listener = tokio::net::TcpListener::bind(config.server.addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.server.addr))?;

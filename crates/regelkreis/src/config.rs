@@ -24,6 +24,17 @@ pub struct Config {
     pub server: ServerSection,
     /// Logging.
     pub log: LogSection,
+    /// Guardrails.
+    pub guard: GuardSection,
+}
+
+/// `[guard]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuardSection {
+    /// Guard policy (TOML); the built-in default policy when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_file: Option<PathBuf>,
 }
 
 /// `[server]`.
@@ -67,6 +78,7 @@ impl Default for Config {
             store: "sqlite".into(),
             server: ServerSection::default(),
             log: LogSection::default(),
+            guard: GuardSection::default(),
         }
     }
 }
@@ -173,12 +185,24 @@ impl Config {
     }
 
     /// The server's limits.
-    pub fn server_config(&self) -> ServerConfig {
-        ServerConfig {
+    pub fn server_config(&self) -> anyhow::Result<ServerConfig> {
+        let guard_policy = match &self.guard.policy_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading guard.policy_file {}", path.display()))?;
+                Some(
+                    regelkreis_guard::Policy::from_toml(&text)
+                        .with_context(|| format!("guard.policy_file {}", path.display()))?,
+                )
+            }
+            None => None,
+        };
+        Ok(ServerConfig {
             body_limit_bytes: self.server.body_limit_bytes,
             max_header_bytes: self.server.max_header_bytes,
             request_timeout: Duration::from_millis(self.server.request_timeout_ms),
-        }
+            guard_policy,
+        })
     }
 
     /// The configuration as TOML, with a password in the store URL masked.

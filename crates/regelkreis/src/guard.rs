@@ -31,7 +31,7 @@ pub struct GuardArgs {
     #[arg(long, value_name = "FILE")]
     pub model: Option<PathBuf>,
     /// Key for pseudonyms (policy mode `pseudonym`).
-    #[arg(long, env = "REGELKREIS_GUARD_KEY", default_value = "")]
+    #[arg(long, default_value = "")]
     pub key: String,
 }
 

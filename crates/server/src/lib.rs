@@ -33,6 +33,8 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     /// Time after which a request is answered with 408.
     pub request_timeout: Duration,
+    /// Guard policy; the built-in default when `None`.
+    pub guard_policy: Option<regelkreis_guard::Policy>,
 }
 
 impl Default for ServerConfig {
@@ -41,6 +43,7 @@ impl Default for ServerConfig {
             body_limit_bytes: 2 * 1024 * 1024,
             max_header_bytes: 16 * 1024,
             request_timeout: Duration::from_secs(30),
+            guard_policy: None,
         }
     }
 }
@@ -55,6 +58,7 @@ pub struct AppState {
     /// Prometheus metrics.
     pub metrics: Arc<metrics::Metrics>,
     sink: sink::EventSink,
+    guard: Arc<tokio::sync::OnceCell<Arc<regelkreis_guard::Guard>>>,
 }
 
 impl AppState {
@@ -68,6 +72,7 @@ impl AppState {
             config: Arc::new(config),
             metrics,
             sink,
+            guard: Arc::default(),
         })
     }
 
@@ -82,6 +87,26 @@ impl AppState {
             .await
             .map_err(|e| ApiError::Internal(format!("store task failed: {e}")))?
             .map_err(ApiError::from)
+    }
+
+    /// The guard, compiled on first use (its injection model trains once per process).
+    pub async fn guard(&self) -> Result<Arc<regelkreis_guard::Guard>, ApiError> {
+        let policy = self.config.guard_policy.clone();
+        self.guard
+            .get_or_try_init(|| async move {
+                tokio::task::spawn_blocking(move || {
+                    let g = match policy {
+                        Some(p) => regelkreis_guard::Guard::new(p),
+                        None => regelkreis_guard::Guard::builtin(),
+                    };
+                    g.map(Arc::new)
+                        .map_err(|e| ApiError::Internal(format!("guard policy: {e}")))
+                })
+                .await
+                .map_err(|e| ApiError::Internal(format!("guard task failed: {e}")))?
+            })
+            .await
+            .cloned()
     }
 
     /// Waits until every queued request event is written. Call after the server stopped.

@@ -6,6 +6,7 @@ mod audit;
 mod bandits;
 mod events;
 mod experiments;
+mod guard;
 mod keys;
 mod system;
 mod util;
@@ -53,6 +54,12 @@ fn api() -> Vec<ApiRoute> {
     use axum::routing::{delete, get, post};
     vec![
         route(Method::GET, "/api/tenant", None, get(keys::whoami)),
+        route(
+            Method::POST,
+            "/api/guard/check",
+            Some(Scope::Chat),
+            post(guard::check),
+        ),
         route(
             Method::GET,
             "/api/events",

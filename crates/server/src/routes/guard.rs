@@ -1,0 +1,81 @@
+//! `/api/guard/check`: the guard's verdict on one text (PII, prompt injection,
+//! brand rules), optionally with the text redacted. Every verdict is appended
+//! to the tenant's audit trail with the policy name and version — the counts
+//! and rule names, never the text itself, which may hold the very PII found.
+
+use crate::extract::ApiJson;
+use crate::{ApiError, AppState, Principal};
+use axum::extract::State;
+use axum::Json;
+use regelkreis_core::Timestamp;
+use regelkreis_guard::Source;
+use regelkreis_store::AuditEntry;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+/// Longest text one check accepts, in characters.
+const MAX_CHARS: usize = 200_000;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CheckRequest {
+    text: String,
+    #[serde(default)]
+    source: Source,
+    /// Also return the text with PII replaced (the policy's mode).
+    #[serde(default)]
+    redact: bool,
+}
+
+pub(super) async fn check(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(body): ApiJson<CheckRequest>,
+) -> Result<Json<Value>, ApiError> {
+    if body.text.is_empty() {
+        return Err(ApiError::Unprocessable("text must not be empty".into()));
+    }
+    if body.text.chars().count() > MAX_CHARS {
+        return Err(ApiError::Unprocessable(format!(
+            "text is longer than {MAX_CHARS} characters"
+        )));
+    }
+    let guard = state.guard().await?;
+    let source = body.source;
+    let tenant = principal.tenant.clone();
+    let (verdict, redacted, policy) = tokio::task::spawn_blocking(move || {
+        let verdict = guard.check(&body.text, body.source);
+        // Pseudonyms are keyed per tenant, so equal values match within a tenant only.
+        let key = Sha256::digest(format!("regelkreis-pseudonym\u{0}{}", tenant));
+        let redacted = body.redact.then(|| guard.redact(&body.text, &key).text);
+        let p = guard.policy();
+        (verdict, redacted, (p.name.clone(), p.version))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("guard task failed: {e}")))?;
+    let mut pii_types: Vec<&str> = verdict.pii.iter().map(|p| p.entity.name()).collect();
+    pii_types.sort_unstable();
+    let details = json!({
+        "policy": policy.0, "version": policy.1,
+        "decision": verdict.decision, "injection_score": verdict.injection.score,
+        "injection_reasons": verdict.injection.reasons,
+        "pii": pii_types, "violations": verdict.violations.iter().map(|v| v.rule.as_str()).collect::<Vec<_>>(),
+    });
+    let entry = AuditEntry {
+        tenant: principal.tenant.clone(),
+        at: Timestamp::now(),
+        actor: principal.key_id.to_string(),
+        action: "guard.verdict".into(),
+        subject: format!("{source:?}").to_lowercase(),
+        details: details.to_string(),
+    };
+    let record = state.blocking(move |s| s.append_audit(&entry)).await?;
+    let mut out = serde_json::to_value(&verdict).map_err(|e| ApiError::Internal(e.to_string()))?;
+    out["policy"] = json!({ "name": policy.0, "version": policy.1 });
+    out["audit_seq"] = json!(record.seq);
+    if let Some(r) = redacted {
+        out["redacted"] = Value::String(r);
+    }
+    Ok(Json(out))
+}
