@@ -175,6 +175,31 @@ impl Guard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn shared() -> &'static Guard {
+        static G: std::sync::OnceLock<Guard> = std::sync::OnceLock::new();
+        G.get_or_init(|| Guard::builtin().unwrap())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// No input panics any detector, and every span is inside the text.
+        #[test]
+        fn no_input_panics_any_detector(text in r"(\PC|[\u{200B}\u{202E}\u{E0041}<>!@.+%0-9A-Z \n])*", source in 0u8..3) {
+            let g = shared();
+            let source = [Source::User, Source::Retrieved, Source::Tool][usize::from(source)];
+            let v = g.check(&text, source);
+            let chars = text.chars().count();
+            prop_assert!(v.pii.iter().all(|p| p.start < p.end && p.end <= chars));
+            prop_assert!(v.violations.iter().all(|x| x.start <= x.end && x.end <= chars));
+            prop_assert!((0.0..=1.0).contains(&v.injection.score));
+            if let Some(r) = v.rewritten {
+                prop_assert!(!r.is_empty() || text.is_empty());
+            }
+        }
+    }
 
     #[test]
     fn builtin_guard_checks_everything_at_once() {

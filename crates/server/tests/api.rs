@@ -616,6 +616,18 @@ mod isolation {
                     );
                     // Pseudonym keys differ per tenant: checked in the behaviour tests.
                 }
+                (Method::POST, "/api/guard/tool") => {
+                    let b_before = h.store.audit_records(&b_tenant.id, 0, 1000).unwrap().len();
+                    let (s, body) = h
+                        .call(Method::POST, r.path, Some(&a), Some(json!({"tool": "search_knowledge", "arguments": {"query": "globex"}})))
+                        .await;
+                    assert_eq!(s, StatusCode::OK, "{body}");
+                    assert_eq!(
+                        h.store.audit_records(&b_tenant.id, 0, 1000).unwrap().len(),
+                        b_before,
+                        "nothing in B's trail"
+                    );
+                }
                 (m, p) => panic!("route {m} {p} has no tenant-isolation case: add one"),
             }
         }

@@ -79,3 +79,58 @@ pub(super) async fn check(
     }
     Ok(Json(out))
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ToolRequest {
+    tool: String,
+    #[serde(default)]
+    arguments: Value,
+    #[serde(default = "default_agent")]
+    agent: String,
+}
+
+fn default_agent() -> String {
+    "default".into()
+}
+
+/// Checks one tool call against the policy's whitelist before it runs: 200 with
+/// `allowed` and, when refused, the reason and schema errors. Every decision,
+/// allowed or refused, is appended to the audit trail.
+pub(super) async fn tool(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiJson(body): ApiJson<ToolRequest>,
+) -> Result<Json<Value>, ApiError> {
+    if body.tool.is_empty() || body.tool.len() > 200 {
+        return Err(ApiError::Unprocessable(
+            "tool must be 1 to 200 characters".into(),
+        ));
+    }
+    let guard = state.guard().await?;
+    let verdict = guard.tools().check(
+        principal.tenant.as_str(),
+        &body.agent,
+        &body.tool,
+        &body.arguments,
+    );
+    let p = guard.policy();
+    let mut out =
+        json!({ "allowed": verdict.is_ok(), "policy": { "name": p.name, "version": p.version } });
+    if let Err(refusal) = &verdict {
+        out["refusal"] =
+            serde_json::to_value(refusal).map_err(|e| ApiError::Internal(e.to_string()))?;
+        out["message"] = Value::String(refusal.to_string());
+    }
+    let entry = AuditEntry {
+        tenant: principal.tenant.clone(),
+        at: Timestamp::now(),
+        actor: principal.key_id.to_string(),
+        action: if verdict.is_ok() { "guard.tool_allowed" } else { "guard.tool_refused" }.into(),
+        subject: body.tool.clone(),
+        details: json!({ "agent": body.agent, "policy": p.name, "version": p.version, "refusal": out.get("refusal") }).to_string(),
+    };
+    let record = state.blocking(move |s| s.append_audit(&entry)).await?;
+    out["audit_seq"] = json!(record.seq);
+    Ok(Json(out))
+}

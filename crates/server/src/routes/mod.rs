@@ -61,6 +61,12 @@ fn api() -> Vec<ApiRoute> {
             post(guard::check),
         ),
         route(
+            Method::POST,
+            "/api/guard/tool",
+            Some(Scope::Chat),
+            post(guard::tool),
+        ),
+        route(
             Method::GET,
             "/api/events",
             Some(Scope::Admin),
