@@ -817,7 +817,9 @@ fn validate(
             ))
         }
         Kind::Phone => {
-            let n = digit_count(s);
+            // The extension does not count towards the number's length.
+            let main = s.find(['x', 'e', 'D']).map_or(s, |i| &s[..i]);
+            let n = digit_count(main);
             let international = s.starts_with('+');
             let ok_len = if international {
                 (8..=15).contains(&n)
