@@ -944,6 +944,12 @@ mod tests {
             f.contains(&(EntityType::Url, "https://example.org/a?b=1")),
             "{f:?}"
         );
+        let f = found("Mobile 220.737.2076x83231, or call (731)321-5819.");
+        assert!(
+            f.contains(&(EntityType::Phone, "220.737.2076x83231")),
+            "{f:?}"
+        );
+        assert!(f.contains(&(EntityType::Phone, "(731)321-5819")), "{f:?}");
     }
 
     #[test]
