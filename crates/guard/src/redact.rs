@@ -34,6 +34,29 @@ pub struct Redacted {
     pub vault: Vault,
 }
 
+/// Every `<…>` in `text` with no `<` inside, as written.
+fn token_shaped(text: &str) -> std::collections::HashSet<&str> {
+    let mut out = std::collections::HashSet::new();
+    let mut rest = text;
+    let mut offset = 0;
+    while let Some(open) = rest.find('<') {
+        let tail = &rest[open..];
+        match tail[1..].find(['<', '>']) {
+            Some(i) if tail.as_bytes()[i + 1] == b'>' => {
+                out.insert(&text[offset + open..offset + open + i + 2]);
+                offset += open + i + 2;
+                rest = &text[offset..];
+            }
+            Some(i) => {
+                offset += open + 1 + i;
+                rest = &text[offset..];
+            }
+            None => break,
+        }
+    }
+    out
+}
+
 /// HMAC-SHA-256 (RFC 2104).
 fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
     let mut k = [0u8; 64];
@@ -54,6 +77,10 @@ fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
 /// Replaces `findings` (byte spans into `text`, sorted, non-overlapping) with tokens.
 /// `key` keys the pseudonyms (a per-tenant secret); it is unused for masks.
 pub fn redact(text: &str, findings: &[Finding], mode: Mode, key: &[u8]) -> Redacted {
+    // Token-shaped strings already in the text, read once: a new token must not be one
+    // of them (restoration would turn the literal into a value). Checking the whole text
+    // per new token instead would be quadratic on long documents.
+    let present = token_shaped(text);
     let mut out = String::with_capacity(text.len());
     let mut vault = Vault::default();
     let mut by_value: HashMap<(EntityType, &str), String> = HashMap::new();
@@ -76,7 +103,7 @@ pub fn redact(text: &str, findings: &[Finding], mode: Mode, key: &[u8]) -> Redac
                         let n = counters.entry(f.entity).or_insert(0);
                         *n += 1;
                         let t = format!("<{}_{}>", f.entity, n);
-                        if !text.contains(&t) {
+                        if !present.contains(t.as_str()) {
                             break t;
                         }
                     },
@@ -89,7 +116,7 @@ pub fn redact(text: &str, findings: &[Finding], mode: Mode, key: &[u8]) -> Redac
                             .step_by(8)
                             .map(|n| format!("<{}_{}>", f.entity, &hex[..n]))
                             .find(|t| {
-                                !text.contains(t.as_str())
+                                !present.contains(t.as_str())
                                     && vault.originals.get(t).is_none_or(|o| o == value)
                             })
                             .unwrap_or_else(|| format!("<{}_{}>", f.entity, hex))
