@@ -119,17 +119,7 @@ impl Guard {
 
     /// PII findings with code-point offsets.
     pub fn pii(&self, text: &str) -> Vec<PiiSpan> {
-        let f = self.findings(text);
-        let spans: Vec<(usize, usize)> = f.iter().map(|f| (f.start, f.end)).collect();
-        f.iter()
-            .zip(pii::to_char_offsets(text, &spans))
-            .map(|(f, (start, end))| PiiSpan {
-                entity: f.entity,
-                start,
-                end,
-                score: f.score,
-            })
-            .collect()
+        spans(text, &self.findings(text))
     }
 
     /// Injection scan alone.
@@ -145,6 +135,32 @@ impl Guard {
 
     /// The full check of one text.
     pub fn check(&self, text: &str, source: Source) -> Verdict {
+        self.verdict(text, source, &self.findings(text))
+    }
+
+    /// The full check plus the text redacted with the policy's mode, from one
+    /// PII detection pass; `key` keys pseudonyms (per tenant).
+    pub fn check_and_redact(
+        &self,
+        text: &str,
+        source: Source,
+        key: &[u8],
+    ) -> (Verdict, redact::Redacted) {
+        let findings = self.findings(text);
+        let redacted = redact::redact(text, &findings, self.policy.pii.mode, key);
+        (self.verdict(text, source, &findings), redacted)
+    }
+
+    /// Redacts PII with the policy's mode; also returns what was redacted.
+    pub fn redact(&self, text: &str, key: &[u8]) -> (redact::Redacted, Vec<PiiSpan>) {
+        let findings = self.findings(text);
+        (
+            redact::redact(text, &findings, self.policy.pii.mode, key),
+            spans(text, &findings),
+        )
+    }
+
+    fn verdict(&self, text: &str, source: Source, findings: &[Finding]) -> Verdict {
         let injection = self.injection(text, source);
         let violations = self.violations(text);
         let blocked = injection.decision == Decision::Block
@@ -154,7 +170,7 @@ impl Guard {
             .any(|v| v.action == brand::Action::Rewrite && v.fix.is_some())
             .then(|| self.brand.rewrite(text, &violations));
         Verdict {
-            pii: self.pii(text),
+            pii: spans(text, findings),
             injection,
             violations,
             decision: if blocked {
@@ -165,11 +181,21 @@ impl Guard {
             rewritten,
         }
     }
+}
 
-    /// Redacts PII with the policy's mode; `key` keys pseudonyms (per tenant).
-    pub fn redact(&self, text: &str, key: &[u8]) -> redact::Redacted {
-        redact::redact(text, &self.findings(text), self.policy.pii.mode, key)
-    }
+/// Findings with code-point offsets.
+fn spans(text: &str, findings: &[Finding]) -> Vec<PiiSpan> {
+    let byte_spans: Vec<(usize, usize)> = findings.iter().map(|f| (f.start, f.end)).collect();
+    findings
+        .iter()
+        .zip(pii::to_char_offsets(text, &byte_spans))
+        .map(|(f, (start, end))| PiiSpan {
+            entity: f.entity,
+            start,
+            end,
+            score: f.score,
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -93,8 +93,8 @@ pub fn run(cmd: &GuardCommand) -> anyhow::Result<()> {
                 std::io::stdin().lock(),
                 std::io::stdout().lock(),
                 move |text, _| {
-                    let r = g.redact(text, key.as_bytes());
-                    json!({ "text": r.text, "pii": g.pii(text) })
+                    let (r, pii) = g.redact(text, key.as_bytes());
+                    json!({ "text": r.text, "pii": pii })
                 },
             )
         }

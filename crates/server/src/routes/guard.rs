@@ -45,10 +45,14 @@ pub(super) async fn check(
     let source = body.source;
     let tenant = principal.tenant.clone();
     let (verdict, redacted, policy) = tokio::task::spawn_blocking(move || {
-        let verdict = guard.check(&body.text, body.source);
         // Pseudonyms are keyed per tenant, so equal values match within a tenant only.
         let key = Sha256::digest(format!("regelkreis-pseudonym\u{0}{}", tenant));
-        let redacted = body.redact.then(|| guard.redact(&body.text, &key).text);
+        let (verdict, redacted) = if body.redact {
+            let (v, r) = guard.check_and_redact(&body.text, body.source, &key);
+            (v, Some(r.text))
+        } else {
+            (guard.check(&body.text, body.source), None)
+        };
         let p = guard.policy();
         (verdict, redacted, (p.name.clone(), p.version))
     })
