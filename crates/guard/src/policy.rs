@@ -99,7 +99,9 @@ pub enum PolicyError {
 }
 
 impl Policy {
-    /// Parses and checks a policy (patterns and schemas are compiled by [`crate::Guard::new`]).
+    /// Parses and checks a policy, compiling its brand patterns and tool schemas once,
+    /// so a policy that loads is one a [`crate::Guard`] can be built from: a bad
+    /// pattern stops start-up instead of failing the first request.
     pub fn from_toml(text: &str) -> Result<Self, PolicyError> {
         let p: Policy = toml::from_str(text).map_err(|e| PolicyError::Toml(e.to_string()))?;
         for e in &p.pii.entities {
@@ -113,6 +115,8 @@ impl Policy {
         if !(0.0..=1.0).contains(&p.injection.threshold) {
             return Err(PolicyError::Range("injection.threshold"));
         }
+        crate::brand::BrandChecker::new(p.brand.clone())?;
+        crate::tools::Whitelist::new(p.tools.clone())?;
         Ok(p)
     }
 
@@ -146,5 +150,15 @@ mod tests {
         assert!(
             Policy::from_toml("name = \"x\"\nversion = 1\n[injection]\nthreshold = 2.0").is_err()
         );
+        let e =
+            Policy::from_toml("name = \"x\"\nversion = 1\n[brand]\nclaims = [{ pattern = \"(\" }]")
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("claims[0]"), "{e}");
+        let e =
+            Policy::from_toml("name = \"x\"\nversion = 1\n[[tools]]\nname = \"t\"\nschema = \"{\"")
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("not JSON"), "{e}");
     }
 }
