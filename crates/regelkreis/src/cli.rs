@@ -329,6 +329,25 @@ fn audit_verify(store: &dyn Store) -> anyhow::Result<()> {
     }
 }
 
+/// The shell contract of `stats ab` and `guard scan|redact`: one JSON answer line
+/// per non-empty input line, in order, flushed at the end.
+pub fn answer_lines(
+    input: impl std::io::BufRead,
+    mut output: impl std::io::Write,
+    mut answer: impl FnMut(&str) -> serde_json::Value,
+) -> anyhow::Result<()> {
+    for line in input.lines() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        serde_json::to_writer(&mut output, &answer(&line))?;
+        output.write_all(b"\n")?;
+    }
+    output.flush()?;
+    Ok(())
+}
+
 /// A plain text table with aligned columns.
 pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();

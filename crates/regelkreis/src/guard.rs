@@ -111,27 +111,19 @@ pub fn scan_line(g: &Guard, text: &str, source: Source) -> Value {
 /// Reads `{"text": …, "source"?: …}` lines and writes one answer per line.
 pub fn lines(
     input: impl BufRead,
-    mut output: impl Write,
+    output: impl Write,
     answer: impl Fn(&str, Source) -> Value,
 ) -> anyhow::Result<()> {
-    for line in input.lines() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let out = match serde_json::from_str::<Value>(&line) {
+    crate::cli::answer_lines(input, output, |line| {
+        match serde_json::from_str::<Value>(line) {
             Ok(v) => match (v.get("text").and_then(Value::as_str), source_of(&v)) {
                 (Some(t), Ok(s)) => answer(t, s),
                 (None, _) => json!({ "error": "each line needs a string field \"text\"" }),
                 (_, Err(e)) => json!({ "error": e }),
             },
             Err(e) => json!({ "error": format!("invalid JSON: {e}") }),
-        };
-        serde_json::to_writer(&mut output, &out)?;
-        output.write_all(b"\n")?;
-    }
-    output.flush()?;
-    Ok(())
+        }
+    })
 }
 
 fn source_of(v: &Value) -> Result<Source, String> {

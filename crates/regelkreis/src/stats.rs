@@ -10,18 +10,8 @@ use serde_json::{json, Map, Value};
 use std::io::{BufRead, Write};
 
 /// Reads lines from `input` and writes one answer line per non-empty line to `output`.
-pub fn run_ab(input: impl BufRead, mut output: impl Write) -> anyhow::Result<()> {
-    for line in input.lines() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let answer = ab_line(&line);
-        serde_json::to_writer(&mut output, &answer)?;
-        output.write_all(b"\n")?;
-    }
-    output.flush()?;
-    Ok(())
+pub fn run_ab(input: impl BufRead, output: impl Write) -> anyhow::Result<()> {
+    crate::cli::answer_lines(input, output, ab_line)
 }
 
 /// Answers one input line.
