@@ -35,6 +35,35 @@ fn ok(data: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Runs the CLI with `input` on stdin and parses one JSON value per output line.
+fn pipe(args: &[&str], input: &str) -> Vec<serde_json::Value> {
+    let mut child = Command::new(bin())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Written from another thread: the child's answers fill its stdout pipe while we write.
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_string();
+    let writer = std::thread::spawn(move || {
+        std::io::Write::write_all(&mut stdin, input.as_bytes()).unwrap()
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 struct Server {
     child: Child,
     addr: String,
@@ -561,26 +590,7 @@ mod stats_ab {
                 input.push_str("not json at all\n");
             }
         }
-        let mut child = Command::new(bin())
-            .args(["stats", "ab"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success());
-        let lines: Vec<Value> = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let lines = pipe(&["stats", "ab"], &input);
         assert_eq!(lines.len(), 52);
         assert_eq!(lines[11]["id"], "broken");
         assert!(lines[11]["error"].as_str().unwrap().contains("n must be"));
@@ -628,33 +638,6 @@ mod demo {
 mod guard {
     use super::*;
     use serde_json::Value;
-    use std::io::Write;
-
-    fn pipe(args: &[&str], input: &str) -> Vec<Value> {
-        let mut child = Command::new(bin())
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Written from another thread: the child's answers fill its stdout pipe while we write.
-        let mut stdin = child.stdin.take().unwrap();
-        let input = input.to_string();
-        let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()).unwrap());
-        let out = child.wait_with_output().unwrap();
-        writer.join().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
 
     /// `guard scan` on the committed labelled set: the documented shape, one line per
     /// input in order, and structured-type precision and recall against the labels.
