@@ -431,21 +431,12 @@ fn whole_word(text: &str, s: usize, e: usize) -> bool {
     before && after
 }
 
-/// Byte offset and text of each run of letters.
+/// Byte offset and text of each word (the PII recognizers' word splitter).
 fn words_with_spans(text: &str) -> Vec<(usize, &str)> {
-    let mut out = Vec::new();
-    let mut start = None;
-    for (i, c) in text.char_indices() {
-        if c.is_alphabetic() {
-            start.get_or_insert(i);
-        } else if let Some(s) = start.take() {
-            out.push((s, &text[s..i]));
-        }
-    }
-    if let Some(s) = start {
-        out.push((s, &text[s..]));
-    }
-    out
+    crate::pii::words(text)
+        .into_iter()
+        .map(|(s, e)| (s, &text[s..e]))
+        .collect()
 }
 
 fn looks_german(text: &str) -> bool {

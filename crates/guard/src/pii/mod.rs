@@ -602,7 +602,7 @@ fn capitalised(w: &str) -> bool {
 }
 
 /// Byte spans of words: letters, with inner hyphens and apostrophes.
-fn words(text: &str) -> Vec<(usize, usize)> {
+pub(crate) fn words(text: &str) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut start: Option<usize> = None;
     let b = text.as_bytes();
