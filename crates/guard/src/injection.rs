@@ -516,14 +516,6 @@ impl InjectionDetector {
     }
 }
 
-/// The detector with the shipped model, built once.
-pub fn shipped() -> Result<&'static InjectionDetector, crate::pii::PatternError> {
-    static D: OnceLock<Result<InjectionDetector, String>> = OnceLock::new();
-    D.get_or_init(|| InjectionDetector::new(Model::shipped().clone()).map_err(|e| e.to_string()))
-        .as_ref()
-        .map_err(|e| crate::pii::PatternError::new(e.clone()))
-}
-
 /// True-positive rate at a false-positive rate, and the threshold that gives it,
 /// from scores of positives and negatives.
 pub fn tpr_at_fpr(pos: &[f32], neg: &[f32], fpr: f64) -> (f64, f32) {
@@ -545,7 +537,8 @@ mod tests {
     use super::*;
 
     fn det() -> &'static InjectionDetector {
-        shipped().unwrap()
+        static D: OnceLock<InjectionDetector> = OnceLock::new();
+        D.get_or_init(|| InjectionDetector::new(Model::shipped().clone()).unwrap())
     }
 
     #[test]
