@@ -91,10 +91,12 @@ impl AppState {
 
     /// The guard, compiled on first use (its injection model trains once per process).
     pub async fn guard(&self) -> Result<Arc<regelkreis_guard::Guard>, ApiError> {
-        let policy = self.config.guard_policy.clone();
+        // The policy is cloned only on the first call, not on every request.
+        let config = self.config.clone();
         self.guard
             .get_or_try_init(|| async move {
                 tokio::task::spawn_blocking(move || {
+                    let policy = config.guard_policy.clone();
                     let g = match policy {
                         Some(p) => regelkreis_guard::Guard::new(p),
                         None => regelkreis_guard::Guard::builtin(),
