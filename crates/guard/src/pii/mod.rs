@@ -307,14 +307,23 @@ impl Detector {
             };
             let start = m.start();
             let mut next = start + 1;
-            for (kind, re) in &self.each {
-                let anchored = Input::new(text)
-                    .span(start..text.len())
-                    .anchored(Anchored::Yes);
-                let Some(cm) = re.search(&anchored) else {
-                    continue;
+            // Leftmost-first: no kind before the matched pattern matches at `start`, and
+            // the matched one's end is known unless the window cut it; later kinds are
+            // searched only when that one fails validation.
+            let first = m.pattern().as_usize();
+            for (i, (kind, re)) in self.each.iter().enumerate().skip(first) {
+                let end = if i == first && m.end() < to {
+                    m.end()
+                } else {
+                    let anchored = Input::new(text)
+                        .span(start..text.len())
+                        .anchored(Anchored::Yes);
+                    let Some(cm) = re.search(&anchored) else {
+                        continue;
+                    };
+                    cm.end()
                 };
-                if let Some((entity, end, score)) = validate(*kind, text, start, cm.end()) {
+                if let Some((entity, end, score)) = validate(*kind, text, start, end) {
                     if let Some(entity) = entity {
                         out.push(Finding {
                             entity,
