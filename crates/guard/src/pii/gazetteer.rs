@@ -3,7 +3,7 @@
 //! Hand-made, English and German first, with common French, Spanish, Italian
 //! and Turkish first names seen in German customer data. No model download.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
@@ -29,8 +29,6 @@ impl Hasher for Fnv {
         self.0 = h;
     }
 }
-
-type WordSet = HashSet<&'static str, BuildHasherDefault<Fnv>>;
 
 const FIRST_NAMES: &str = "
 Aaron Abdul Adam Adrian Ahmed Alan Albert Alexander Alexandra Alfred Ali Alice Alina Amelie Amy
@@ -104,30 +102,32 @@ const TITLES: &str = "
 Herr Herrn Frau Mr Mrs Ms Miss Dr Prof Mme Monsieur Madame Señor Señora Sr Sra Signor Signora Sig
 ";
 
-fn set(words: &'static str) -> WordSet {
-    words.split_whitespace().collect()
-}
+/// A first name.
+pub const FIRST: u8 = 1;
+/// A family name.
+pub const LAST: u8 = 2;
+/// A city.
+pub const CITY: u8 = 4;
+/// A form of address.
+pub const TITLE: u8 = 8;
 
-/// First names (capitalised as written).
-pub fn first_names() -> &'static WordSet {
-    static S: OnceLock<WordSet> = OnceLock::new();
-    S.get_or_init(|| set(FIRST_NAMES))
-}
-
-/// Common family names.
-pub fn surnames() -> &'static WordSet {
-    static S: OnceLock<WordSet> = OnceLock::new();
-    S.get_or_init(|| set(SURNAMES))
-}
-
-/// City names (German and English spellings).
-pub fn cities() -> &'static WordSet {
-    static S: OnceLock<WordSet> = OnceLock::new();
-    S.get_or_init(|| set(CITIES))
-}
-
-/// Forms of address that precede a name.
-pub fn titles() -> &'static WordSet {
-    static S: OnceLock<WordSet> = OnceLock::new();
-    S.get_or_init(|| set(TITLES))
+/// What a capitalised word is, as a bit set of [`FIRST`], [`LAST`], [`CITY`],
+/// [`TITLE`] (0 for none): one lookup per word instead of one per list.
+pub fn kinds(word: &str) -> u8 {
+    static M: OnceLock<HashMap<&'static str, u8, BuildHasherDefault<Fnv>>> = OnceLock::new();
+    let m = M.get_or_init(|| {
+        let mut m = HashMap::default();
+        for (list, flag) in [
+            (FIRST_NAMES, FIRST),
+            (SURNAMES, LAST),
+            (CITIES, CITY),
+            (TITLES, TITLE),
+        ] {
+            for w in list.split_whitespace() {
+                *m.entry(w).or_insert(0) |= flag;
+            }
+        }
+        m
+    });
+    m.get(word).copied().unwrap_or(0)
 }

@@ -393,13 +393,12 @@ impl Detector {
     }
 
     fn names(&self, text: &str, out: &mut Vec<Finding>) {
+        use gazetteer::{kinds, CITY, FIRST, LAST, TITLE};
         let taken = sorted_spans(out);
         let words = words(text);
-        let first = gazetteer::first_names();
-        let last = gazetteer::surnames();
-        let titles = gazetteer::titles();
-        let cities = gazetteer::cities();
-        let cap = |i: usize| words.get(i).is_some_and(|&(s, e)| capitalised(&text[s..e]));
+        let word = |i: usize| &text[words[i].0..words[i].1];
+        let cap = |i: usize| i < words.len() && capitalised(word(i));
+        let is = |i: usize, flag: u8| i < words.len() && kinds(word(i)) & flag != 0;
         // Two words are one name only when nothing but a space separates them.
         let adjacent = |i: usize| {
             words.get(i + 1).is_some_and(|&(s, _)| {
@@ -409,12 +408,13 @@ impl Detector {
         let mut i = 0;
         while i < words.len() {
             let (s, e) = words[i];
-            let w = &text[s..e];
-            if overlaps(&taken, s, e) || !capitalised(w) {
+            let w = word(i);
+            if !capitalised(w) || overlaps(&taken, s, e) {
                 i += 1;
                 continue;
             }
-            let after_title = titles.contains(w) && {
+            let kind = kinds(w);
+            let after_title = kind & TITLE != 0 && {
                 let dot = text[e..].starts_with('.');
                 let gap = &text[e + usize::from(dot)
                     ..words
@@ -426,15 +426,11 @@ impl Detector {
             if after_title && cap(i + 1) {
                 // Title, then one or two capitalised words (another title may follow: "Frau Dr. Weber").
                 let mut j = i + 1;
-                while titles.contains(&text[words[j].0..words[j].1]) && cap(j + 1) {
+                while is(j, TITLE) && cap(j + 1) {
                     j += 1;
                 }
                 let mut k = j;
-                if adjacent(k)
-                    && cap(k + 1)
-                    && (first.contains(&text[words[k].0..words[k].1])
-                        || last.contains(&text[words[k + 1].0..words[k + 1].1]))
-                {
+                if adjacent(k) && cap(k + 1) && (is(k, FIRST) || is(k + 1, LAST)) {
                     k += 1;
                 }
                 push_unless_taken(
@@ -448,27 +444,21 @@ impl Detector {
                 i = k + 1;
                 continue;
             }
-            if first.contains(w) {
+            if kind & FIRST != 0 {
                 let mut k = i;
                 // Given names may pair ("Anna Lena"), then an optional particle and a family name.
-                while adjacent(k)
-                    && cap(k + 1)
-                    && first.contains(&text[words[k + 1].0..words[k + 1].1])
-                    && k - i < 2
-                {
+                while adjacent(k) && cap(k + 1) && is(k + 1, FIRST) && k - i < 2 {
                     k += 1;
                 }
                 if adjacent(k) {
-                    let (ns, ne) = words[k + 1];
-                    let next = &text[ns..ne];
+                    let next = word(k + 1);
                     if matches!(next, "von" | "van" | "de" | "di" | "da" | "del" | "zu")
                         && adjacent(k + 1)
                         && cap(k + 2)
                     {
                         k += 2;
                     } else if capitalised(next)
-                        && !cities.contains(next)
-                        && !titles.contains(next)
+                        && kinds(next) & (CITY | TITLE) == 0
                         && !is_common_word(next)
                     {
                         k += 1;
@@ -479,7 +469,7 @@ impl Detector {
                 i = k + 1;
                 continue;
             }
-            if cities.contains(w) {
+            if kind & CITY != 0 {
                 push_unless_taken(out, &taken, EntityType::Location, s, e, 0.7);
             }
             i += 1;
@@ -664,14 +654,21 @@ fn before(text: &str, at: usize, n: usize) -> String {
 
 /// Whether a needle starts a word somewhere in `hay` ("tel" in "Tel.:" but not in "Bestellung").
 fn contains_any(hay: &str, needles: &[&str]) -> bool {
-    needles.iter().any(|n| {
-        hay.match_indices(n).any(|(i, _)| {
-            hay[..i]
-                .chars()
-                .next_back()
-                .is_none_or(|c| !c.is_alphanumeric())
-        })
-    })
+    // One walk over the word starts: a substring searcher per needle costs more to
+    // build than these few dozen bytes of context take to read.
+    let mut prev_alnum = false;
+    for (i, c) in hay.char_indices() {
+        let b = hay.as_bytes()[i];
+        if !prev_alnum
+            && needles
+                .iter()
+                .any(|n| n.as_bytes().first() == Some(&b) && hay[i..].starts_with(n))
+        {
+            return true;
+        }
+        prev_alnum = c.is_alphanumeric();
+    }
+    false
 }
 
 const DOB_CONTEXT: &[&str] = &[
