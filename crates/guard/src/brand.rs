@@ -439,17 +439,34 @@ fn words_with_spans(text: &str) -> Vec<(usize, &str)> {
         .collect()
 }
 
-fn looks_german(text: &str) -> bool {
-    const COMMON: [&str; 16] = [
-        "der", "die", "das", "und", "ist", "nicht", "mit", "für", "sie", "du", "wir", "ihr", "ein",
-        "eine", "zu", "auf",
-    ];
+/// At least two of a language's most common short words.
+fn uses_words(text: &str, common: &[&str]) -> bool {
     words_with_spans(text)
         .iter()
-        .filter(|(_, w)| COMMON.contains(&w.to_lowercase().as_str()))
+        .filter(|(_, w)| common.contains(&w.to_lowercase().as_str()))
         .take(2)
         .count()
         >= 2
+}
+
+fn looks_german(text: &str) -> bool {
+    uses_words(
+        text,
+        &[
+            "der", "die", "das", "und", "ist", "nicht", "mit", "für", "sie", "du", "wir", "ihr",
+            "ein", "eine", "zu", "auf",
+        ],
+    )
+}
+
+fn looks_english(text: &str) -> bool {
+    uses_words(
+        text,
+        &[
+            "the", "and", "is", "are", "to", "of", "in", "for", "you", "with", "our", "your", "it",
+            "on", "this", "that",
+        ],
+    )
 }
 
 fn formality_breaks(text: &str, want: Formality) -> Vec<(usize, usize, String)> {
@@ -513,7 +530,8 @@ fn syllables(word: &str) -> usize {
 }
 
 /// Flesch reading ease: Amstad's constants for German text, Flesch's for English.
-/// `None` for texts too short to grade (fewer than 10 words).
+/// `None` for texts too short to grade (fewer than 10 words) and for other
+/// languages, whose syllable counts these constants do not fit.
 pub fn reading_ease(text: &str) -> Option<f64> {
     let words: Vec<&str> = words_with_spans(text).into_iter().map(|(_, w)| w).collect();
     if words.len() < 10 {
@@ -528,11 +546,13 @@ pub fn reading_ease(text: &str) -> Option<f64> {
     let syl = words.iter().map(|w| syllables(w)).sum::<usize>() as f64;
     let asl = n / sentences;
     let asw = syl / n;
-    Some(if looks_german(text) {
-        180.0 - asl - 58.5 * asw
+    if looks_german(text) {
+        Some(180.0 - asl - 58.5 * asw)
+    } else if looks_english(text) {
+        Some(206.835 - 1.015 * asl - 84.6 * asw)
     } else {
-        206.835 - 1.015 * asl - 84.6 * asw
-    })
+        None
+    }
 }
 
 #[cfg(test)]
@@ -601,8 +621,15 @@ mod tests {
         let easy =
             reading_ease("The cat sat on the mat. It was warm. The sun was out. We had tea.")
                 .unwrap();
-        let hard = reading_ease("Notwithstanding institutional considerations, organisational interdependencies necessitate comprehensive reconceptualisation of operational methodologies.").unwrap_or(0.0);
+        let hard = reading_ease("Notwithstanding the institutional considerations, the organisational interdependencies necessitate comprehensive reconceptualisation of operational methodologies.").unwrap();
         assert!(easy > 80.0 && hard < 20.0, "{easy} {hard}");
+        assert_eq!(
+            reading_ease(
+                "Prix imbattables. Note importante : les retours sont gratuits sous trente jours."
+            ),
+            None,
+            "French is not graded with English constants"
+        );
     }
 
     #[test]
