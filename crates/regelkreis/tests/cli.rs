@@ -627,6 +627,8 @@ mod demo {
             "creative test",
             "CHANCE TO WIN",
             "sample-ratio check",
+            "guardrails",
+            "<IBAN_1>",
             "audit verify: intact",
             "done.",
         ] {
