@@ -8,7 +8,7 @@ Attacks and benign texts are written in English, German, French, Spanish and
 Italian. Each example belongs to a *family* (a way of phrasing an attack or a
 kind of benign text); whole families go to the held-out split, so the test
 measures phrasings the classifier never trained on, not paraphrases of them.
-Benign texts include hard negatives: marketing copy that says "ignore",
+Benign texts include customer texts full of PII (from pii_eval.jsonl) and hard negatives: marketing copy that says "ignore",
 "override", "system", "forget", "vergiss", "oublie" and so on.
 
 Run: python3 scripts/injection_dataset.py  (no dependencies)
@@ -265,7 +265,21 @@ def benign_examples():
         for t in SUPPORT[lang]:
             out.append((lang, "support", t))
             out.append((lang, "support", R.choice(PREFIX[lang]) + t))
-    return out + debian_texts()
+    return out + debian_texts() + pii_texts()
+
+
+def pii_texts():
+    """Customer mails and forms full of PII (the labelled PII set): the gateway's everyday
+    input, which must not look like an attack because it holds numbers and names."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = os.path.join(here, "..", "crates", "guard", "data", "pii_eval.jsonl")
+    out = []
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                row = json.loads(line)
+                out.append((row["lang"], "customer_text_with_pii", row["text"]))
+    return out
 
 
 def debian_texts():
