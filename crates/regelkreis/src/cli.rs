@@ -54,6 +54,9 @@ pub enum Command {
     /// Guardrails from the shell: PII, prompt injection, brand rules.
     #[command(subcommand)]
     Guard(crate::guard::GuardCommand),
+    /// Embedding models: fetch them, see where they are.
+    #[command(subcommand)]
+    Models(crate::models::ModelsCommand),
 }
 
 /// `stats …`
@@ -144,6 +147,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Ann(args)) => return crate::bench::ann(args),
         Command::Bench(BenchCommand::Guard(args)) => return crate::guard_bench::run(args),
         Command::Guard(cmd) => return crate::guard::run(cmd),
+        Command::Models(cmd) => return crate::models::run(cmd),
         Command::Stats(StatsCommand::Ab) => {
             return crate::stats::run_ab(std::io::stdin().lock(), std::io::stdout().lock())
         }
@@ -169,7 +173,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(KeysCommand::List) => list_keys(open_store(&config)?.as_ref()),
         Command::Keys(KeysCommand::Revoke { id }) => revoke_key(open_store(&config)?.as_ref(), &id),
         Command::Audit(AuditCommand::Verify) => audit_verify(open_store(&config)?.as_ref()),
-        Command::Demo | Command::Bench(_) | Command::Stats(_) | Command::Guard(_) => Ok(()),
+        Command::Demo | Command::Bench(_) | Command::Stats(_) | Command::Guard(_) | Command::Models(_) => Ok(()),
     }
 }
 

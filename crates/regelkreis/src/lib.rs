@@ -8,4 +8,5 @@ pub mod demo;
 pub mod guard;
 pub mod guard_bench;
 pub mod logging;
+pub mod models;
 pub mod stats;
