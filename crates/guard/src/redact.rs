@@ -32,6 +32,28 @@ pub struct Redacted {
     pub text: String,
     /// Token → original, for restoration in the response.
     pub vault: Vault,
+    /// Each replacement as (byte range in the input, byte range of its token in `text`),
+    /// in order, so offsets into the input can be carried over to the redacted text.
+    pub replacements: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
+}
+
+impl Redacted {
+    /// Where byte offset `at` of the input lands in the redacted text. An offset inside
+    /// a replaced span lands at the start of its token when `start` is set (the
+    /// beginning of a range), else at its end.
+    pub fn map_offset(&self, at: usize, start: bool) -> usize {
+        let mut shift: isize = 0;
+        for (from, to) in &self.replacements {
+            if at < from.start || (at == from.start && start) {
+                break;
+            }
+            if at < from.end {
+                return if start { to.start } else { to.end };
+            }
+            shift = to.end as isize - from.end as isize;
+        }
+        (at as isize + shift) as usize
+    }
 }
 
 /// Every `<…>` in `text` with no `<` inside, as written.
@@ -86,6 +108,7 @@ pub fn redact(text: &str, findings: &[Finding], mode: Mode, key: &[u8]) -> Redac
     let mut by_value: HashMap<(EntityType, &str), String> = HashMap::new();
     let mut counters: HashMap<EntityType, usize> = HashMap::new();
     let mut last = 0;
+    let mut replacements = Vec::with_capacity(findings.len());
     for f in findings {
         if f.start < last
             || f.end > text.len()
@@ -128,11 +151,17 @@ pub fn redact(text: &str, findings: &[Finding], mode: Mode, key: &[u8]) -> Redac
             })
             .clone();
         out.push_str(&text[last..f.start]);
+        let at = out.len();
         out.push_str(&token);
+        replacements.push((f.start..f.end, at..out.len()));
         last = f.end;
     }
     out.push_str(&text[last..]);
-    Redacted { text: out, vault }
+    Redacted {
+        text: out,
+        vault,
+        replacements,
+    }
 }
 
 impl Vault {
@@ -220,6 +249,40 @@ impl StreamRestorer<'_> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn offsets_carry_over_to_the_redacted_text() {
+        let text = "Mail anna@example.com or call +49 30 1234567 today.";
+        let a = text.find("anna").unwrap_or(0);
+        let p = text.find("+49").unwrap_or(0);
+        let findings = [
+            Finding {
+                entity: EntityType::Email,
+                start: a,
+                end: a + 16,
+                score: 1.0,
+            },
+            Finding {
+                entity: EntityType::Phone,
+                start: p,
+                end: p + 14,
+                score: 1.0,
+            },
+        ];
+        let r = redact(text, &findings, Mode::Mask, b"");
+        assert_eq!(r.text, "Mail <EMAIL_1> or call <PHONE_1> today.");
+        let today = text.find("today").unwrap_or(0);
+        assert_eq!(&r.text[r.map_offset(today, true)..], "today.");
+        assert_eq!(r.map_offset(0, true), 0);
+        assert_eq!(r.map_offset(text.len(), false), r.text.len());
+        // A range that begins inside a replaced value starts at its token.
+        assert_eq!(r.map_offset(a + 3, true), 5);
+        assert_eq!(r.map_offset(a + 3, false), 5 + "<EMAIL_1>".len());
+        assert_eq!(
+            &r.text[r.map_offset(a, true)..r.map_offset(a + 16, false)],
+            "<EMAIL_1>"
+        );
+    }
+
     use super::*;
     use crate::pii::Detector;
     use proptest::prelude::*;

@@ -46,7 +46,12 @@ struct Piece {
 
 /// Splits `text` along `blocks` into chunks of at most `params.max_tokens` tokens as
 /// counted by `count`.
-pub fn chunk(text: &str, blocks: &[Block], params: ChunkParams, count: &dyn Fn(&str) -> usize) -> Vec<Chunk> {
+pub fn chunk(
+    text: &str,
+    blocks: &[Block],
+    params: ChunkParams,
+    count: &dyn Fn(&str) -> usize,
+) -> Vec<Chunk> {
     let max = params.max_tokens.max(8);
     let mut chunks = Vec::new();
     // The open chunk: pieces of the current section.
@@ -54,7 +59,11 @@ pub fn chunk(text: &str, blocks: &[Block], params: ChunkParams, count: &dyn Fn(&
     let mut open_tokens = 0;
     let mut path: Vec<String> = Vec::new();
 
-    let flush = |open: &mut Vec<Piece>, open_tokens: &mut usize, path: &[String], chunks: &mut Vec<Chunk>, keep: usize| {
+    let flush = |open: &mut Vec<Piece>,
+                 open_tokens: &mut usize,
+                 path: &[String],
+                 chunks: &mut Vec<Chunk>,
+                 keep: usize| {
         if open.is_empty() {
             return;
         }
@@ -129,7 +138,10 @@ fn split(text: &str, block: &Block, max: usize, count: &dyn Fn(&str) -> usize) -
                 Some(r)
             })
             .collect(),
-        _ => s.split_sentence_bound_indices().map(|(i, sen)| i..i + sen.len()).collect(),
+        _ => s
+            .split_sentence_bound_indices()
+            .map(|(i, sen)| i..i + sen.len())
+            .collect(),
     };
     let mut pieces = Vec::new();
     for unit in units {
@@ -195,24 +207,43 @@ mod tests {
     fn headings_start_chunks_and_small_blocks_pack_together() {
         let src = "# A\n\none two three\n\nfour five\n\n# B\n\nsix seven\n";
         let e = extract(src.as_bytes(), Format::Markdown).unwrap_or_else(|e| unreachable!("{e}"));
-        let chunks = chunk(&e.text, &e.blocks, ChunkParams { max_tokens: 50, overlap_tokens: 0 }, &words);
+        let chunks = chunk(
+            &e.text,
+            &e.blocks,
+            ChunkParams {
+                max_tokens: 50,
+                overlap_tokens: 0,
+            },
+            &words,
+        );
         let texts: Vec<&str> = chunks.iter().map(|c| &e.text[c.range.clone()]).collect();
-        assert_eq!(texts, vec!["# A\n\none two three\n\nfour five", "# B\n\nsix seven"]);
+        assert_eq!(
+            texts,
+            vec!["# A\n\none two three\n\nfour five", "# B\n\nsix seven"]
+        );
         assert_eq!(chunks[1].heading_path, vec!["B".to_owned()]);
     }
 
     #[test]
     fn a_long_paragraph_is_split_at_sentences_within_budget_with_overlap() {
-        let sentences: Vec<String> = (0..40).map(|i| format!("Sentence number {i} has exactly seven words.")).collect();
+        let sentences: Vec<String> = (0..40)
+            .map(|i| format!("Sentence number {i} has exactly seven words."))
+            .collect();
         let src = sentences.join(" ");
         let e = extract(src.as_bytes(), Format::Text).unwrap_or_else(|e| unreachable!("{e}"));
-        let params = ChunkParams { max_tokens: 50, overlap_tokens: 10 };
+        let params = ChunkParams {
+            max_tokens: 50,
+            overlap_tokens: 10,
+        };
         let chunks = chunk(&e.text, &e.blocks, params, &words);
         assert!(chunks.len() >= 6);
         for c in &chunks {
             let t = &e.text[c.range.clone()];
             assert!(words(t) <= 50, "{t}");
-            assert!(t.starts_with("Sentence") && t.ends_with("words."), "cut inside a sentence: {t}");
+            assert!(
+                t.starts_with("Sentence") && t.ends_with("words."),
+                "cut inside a sentence: {t}"
+            );
         }
         // Consecutive chunks share their boundary sentence (overlap), and together they
         // cover the whole text.
@@ -225,9 +256,20 @@ mod tests {
 
     #[test]
     fn a_sentence_longer_than_the_budget_is_cut_at_words() {
-        let src = (0..300).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ");
+        let src = (0..300)
+            .map(|i| format!("w{i}"))
+            .collect::<Vec<_>>()
+            .join(" ");
         let e = extract(src.as_bytes(), Format::Text).unwrap_or_else(|e| unreachable!("{e}"));
-        let chunks = chunk(&e.text, &e.blocks, ChunkParams { max_tokens: 64, overlap_tokens: 0 }, &words);
+        let chunks = chunk(
+            &e.text,
+            &e.blocks,
+            ChunkParams {
+                max_tokens: 64,
+                overlap_tokens: 0,
+            },
+            &words,
+        );
         assert!(chunks.iter().all(|c| words(&e.text[c.range.clone()]) <= 64));
         let total: usize = chunks.iter().map(|c| words(&e.text[c.range.clone()])).sum();
         assert_eq!(total, 300);
@@ -240,7 +282,15 @@ mod tests {
             src.push_str(&format!("| cell {i} | value {i} |\n"));
         }
         let e = extract(src.as_bytes(), Format::Markdown).unwrap_or_else(|e| unreachable!("{e}"));
-        let chunks = chunk(&e.text, &e.blocks, ChunkParams { max_tokens: 40, overlap_tokens: 0 }, &words);
+        let chunks = chunk(
+            &e.text,
+            &e.blocks,
+            ChunkParams {
+                max_tokens: 40,
+                overlap_tokens: 0,
+            },
+            &words,
+        );
         assert!(chunks.len() > 3);
         for c in &chunks {
             let t = &e.text[c.range.clone()];

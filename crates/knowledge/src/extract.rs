@@ -90,8 +90,9 @@ pub struct Extracted {
 /// Extracts text and structure.
 pub fn extract(input: &[u8], format: Format) -> Result<Extracted, KnowledgeError> {
     let text = || {
-        std::str::from_utf8(input)
-            .map_err(|e| KnowledgeError::Invalid(format!("{} document is not UTF-8: {e}", format.name())))
+        std::str::from_utf8(input).map_err(|e| {
+            KnowledgeError::Invalid(format!("{} document is not UTF-8: {e}", format.name()))
+        })
     };
     match format {
         Format::Text => Ok(plain(text()?.to_owned())),
@@ -119,12 +120,16 @@ fn plain(text: String) -> Extracted {
     let mut blocks = Vec::new();
     let mut start = None;
     let mut offset = 0;
-    let mut push = |range: Range<usize>, text: &str, blocks: &mut Vec<Block>| {
+    let push = |range: Range<usize>, text: &str, blocks: &mut Vec<Block>| {
         let trimmed = text[range.clone()].trim_end();
         if trimmed.is_empty() {
             return;
         }
-        let kind = if is_list_line(trimmed) { BlockKind::ListItem } else { BlockKind::Paragraph };
+        let kind = if is_list_line(trimmed) {
+            BlockKind::ListItem
+        } else {
+            BlockKind::Paragraph
+        };
         blocks.push(Block {
             kind,
             range: range.start..range.start + trimmed.len(),
@@ -162,9 +167,9 @@ fn is_list_line(line: &str) -> bool {
     line.starts_with("- ")
         || line.starts_with("* ")
         || line.starts_with("• ")
-        || line
-            .split_once(". ")
-            .is_some_and(|(n, _)| !n.is_empty() && n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit()))
+        || line.split_once(". ").is_some_and(|(n, _)| {
+            !n.is_empty() && n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit())
+        })
 }
 
 fn markdown(src: &str) -> Extracted {
@@ -176,7 +181,9 @@ fn markdown(src: &str) -> Extracted {
     let mut covered = 0usize;
     for (event, range) in Parser::new_ext(src, Options::ENABLE_TABLES).into_offset_iter() {
         match event {
-            Event::Start(Tag::Heading { level, .. }) => heading = Some((level_number(level), range, String::new())),
+            Event::Start(Tag::Heading { level, .. }) => {
+                heading = Some((level_number(level), range, String::new()))
+            }
             Event::End(TagEnd::Heading(_)) => {
                 if let Some((level, range, text)) = heading.take() {
                     let text = text.trim().to_owned();
@@ -211,7 +218,9 @@ fn markdown(src: &str) -> Extracted {
                 }
                 covered += 1;
             }
-            Event::End(TagEnd::Item | TagEnd::Table | TagEnd::CodeBlock) => covered = covered.saturating_sub(1),
+            Event::End(TagEnd::Item | TagEnd::Table | TagEnd::CodeBlock) => {
+                covered = covered.saturating_sub(1)
+            }
             Event::Start(Tag::Paragraph | Tag::HtmlBlock) if covered == 0 => blocks.push(Block {
                 kind: BlockKind::Paragraph,
                 range: trim_range(src, range),
@@ -248,13 +257,24 @@ fn trim_range(src: &str, range: Range<usize>) -> Range<usize> {
 
 /// Elements that never hold main content.
 const BOILERPLATE_TAGS: &[&str] = &[
-    "nav", "header", "footer", "aside", "script", "style", "noscript", "form", "template", "svg", "iframe",
-    "button", "select", "head", "menu", "dialog",
+    "nav", "header", "footer", "aside", "script", "style", "noscript", "form", "template", "svg",
+    "iframe", "button", "select", "head", "menu", "dialog",
 ];
 /// Class or id fragments of boilerplate containers.
 const BOILERPLATE_MARKS: &[&str] = &[
-    "nav", "menu", "footer", "cookie", "consent", "sidebar", "breadcrumb", "banner", "share", "social", "newsletter",
-    "skip-link", "pagination",
+    "nav",
+    "menu",
+    "footer",
+    "cookie",
+    "consent",
+    "sidebar",
+    "breadcrumb",
+    "banner",
+    "share",
+    "social",
+    "newsletter",
+    "skip-link",
+    "pagination",
 ];
 
 struct HtmlText {
@@ -295,16 +315,29 @@ fn collapse(s: &str) -> String {
 
 fn is_boilerplate(el: &ElementRef<'_>) -> bool {
     let v = el.value();
-    if BOILERPLATE_TAGS.contains(&v.name()) || v.attr("hidden").is_some() || v.attr("aria-hidden") == Some("true") {
+    if BOILERPLATE_TAGS.contains(&v.name())
+        || v.attr("hidden").is_some()
+        || v.attr("aria-hidden") == Some("true")
+    {
         return true;
     }
-    if matches!(v.attr("role"), Some("navigation" | "banner" | "contentinfo" | "complementary")) {
+    if matches!(
+        v.attr("role"),
+        Some("navigation" | "banner" | "contentinfo" | "complementary")
+    ) {
         return true;
     }
-    let marks = format!("{} {}", v.attr("class").unwrap_or(""), v.attr("id").unwrap_or("")).to_ascii_lowercase();
-    marks
-        .split(|c: char| c.is_whitespace())
-        .any(|m| BOILERPLATE_MARKS.iter().any(|b| m == *b || m.starts_with(&format!("{b}-")) || m.ends_with(&format!("-{b}"))))
+    let marks = format!(
+        "{} {}",
+        v.attr("class").unwrap_or(""),
+        v.attr("id").unwrap_or("")
+    )
+    .to_ascii_lowercase();
+    marks.split(|c: char| c.is_whitespace()).any(|m| {
+        BOILERPLATE_MARKS
+            .iter()
+            .any(|b| m == *b || m.starts_with(&format!("{b}-")) || m.ends_with(&format!("-{b}")))
+    })
 }
 
 fn inline_text(el: ElementRef<'_>, out: &mut String) {
@@ -336,7 +369,9 @@ fn walk(el: ElementRef<'_>, out: &mut HtmlText) {
     }
     let name = el.value().name();
     let block = match name {
-        "h1" | "h2" | "h3" | "h4" | "h5" | "h6" => Some(BlockKind::Heading(name.as_bytes()[1] - b'0')),
+        "h1" | "h2" | "h3" | "h4" | "h5" | "h6" => {
+            Some(BlockKind::Heading(name.as_bytes()[1] - b'0'))
+        }
         "p" | "blockquote" | "dd" | "dt" | "figcaption" | "address" => Some(BlockKind::Paragraph),
         "li" => Some(BlockKind::ListItem),
         "pre" => Some(BlockKind::Code),
@@ -404,8 +439,31 @@ fn walk(el: ElementRef<'_>, out: &mut HtmlText) {
 fn is_inline(name: &str) -> bool {
     matches!(
         name,
-        "a" | "abbr" | "b" | "bdi" | "bdo" | "cite" | "code" | "data" | "dfn" | "em" | "i" | "kbd" | "mark" | "q"
-            | "s" | "samp" | "small" | "span" | "strong" | "sub" | "sup" | "time" | "u" | "var" | "wbr" | "br"
+        "a" | "abbr"
+            | "b"
+            | "bdi"
+            | "bdo"
+            | "cite"
+            | "code"
+            | "data"
+            | "dfn"
+            | "em"
+            | "i"
+            | "kbd"
+            | "mark"
+            | "q"
+            | "s"
+            | "samp"
+            | "small"
+            | "span"
+            | "strong"
+            | "sub"
+            | "sup"
+            | "time"
+            | "u"
+            | "var"
+            | "wbr"
+            | "br"
     )
 }
 
@@ -417,11 +475,18 @@ fn html(src: &str) -> Extracted {
         .map(|t| collapse(&t.text().collect::<String>()))
         .filter(|t| !t.is_empty());
     // The main content where the page marks it; the body otherwise.
-    let root = ["main", "article", "[role=main]", "#content", ".content", "body"]
-        .iter()
-        .filter_map(|s| Selector::parse(s).ok())
-        .find_map(|s| doc.select(&s).next())
-        .unwrap_or_else(|| doc.root_element());
+    let root = [
+        "main",
+        "article",
+        "[role=main]",
+        "#content",
+        ".content",
+        "body",
+    ]
+    .iter()
+    .filter_map(|s| Selector::parse(s).ok())
+    .find_map(|s| doc.select(&s).next())
+    .unwrap_or_else(|| doc.root_element());
     let mut out = HtmlText {
         text: String::new(),
         blocks: Vec::new(),
@@ -442,7 +507,9 @@ fn pdf(bytes: &[u8]) -> Result<Extracted, KnowledgeError> {
         .map_err(|_| KnowledgeError::Invalid("the PDF could not be read (malformed file)".into()))?
         .map_err(|e| KnowledgeError::Invalid(format!("the PDF could not be read: {e}")))?;
     if text.trim().is_empty() {
-        return Err(KnowledgeError::Invalid("the PDF has no text layer (scanned images are not read)".into()));
+        return Err(KnowledgeError::Invalid(
+            "the PDF has no text layer (scanned images are not read)".into(),
+        ));
     }
     Ok(plain(text))
 }
@@ -494,7 +561,10 @@ mod tests {
         assert!(t[5].starts_with("| a | b |"));
         assert_eq!(e.blocks[5].kind, BlockKind::Table);
         assert_eq!(e.blocks[6].kind, BlockKind::Code);
-        assert_eq!(e.blocks[3].heading_path, vec!["Guide".to_owned(), "Setup".to_owned()]);
+        assert_eq!(
+            e.blocks[3].heading_path,
+            vec!["Guide".to_owned(), "Setup".to_owned()]
+        );
         assert_eq!(e.blocks.len(), 7);
     }
 
@@ -509,10 +579,21 @@ mod tests {
             <footer>© 2026 Example GmbH</footer></body></html>"#;
         let e = extract(src.as_bytes(), Format::Html).unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(e.title.as_deref(), Some("Pricing"));
-        assert!(!e.text.contains("About us") && !e.text.contains("cookies") && !e.text.contains("2026"));
+        assert!(
+            !e.text.contains("About us") && !e.text.contains("cookies") && !e.text.contains("2026")
+        );
         assert!(!e.text.contains("var x"));
         let t = texts(&e);
-        assert_eq!(t, vec!["Plans", "The Pro plan costs 49 €.", "Unlimited users", "Priority support", "Plan | Price\nPro | 49"]);
+        assert_eq!(
+            t,
+            vec![
+                "Plans",
+                "The Pro plan costs 49 €.",
+                "Unlimited users",
+                "Priority support",
+                "Plan | Price\nPro | 49"
+            ]
+        );
         assert_eq!(e.blocks[1].heading_path, vec!["Plans".to_owned()]);
     }
 
@@ -520,13 +601,27 @@ mod tests {
     fn plain_text_paragraphs_and_list_lines() {
         let src = "First paragraph\nstill first.\n\n- item one\n- item two\n\nLast.";
         let e = extract(src.as_bytes(), Format::Text).unwrap_or_else(|e| unreachable!("{e}"));
-        assert_eq!(texts(&e), vec!["First paragraph\nstill first.", "- item one", "- item two", "Last."]);
+        assert_eq!(
+            texts(&e),
+            vec![
+                "First paragraph\nstill first.",
+                "- item one",
+                "- item two",
+                "Last."
+            ]
+        );
     }
 
     #[test]
     fn bad_input_is_an_error_not_a_panic() {
-        assert!(matches!(extract(b"%PDF-1.4 garbage", Format::Pdf), Err(KnowledgeError::Invalid(_))));
-        assert!(matches!(extract(&[0xff, 0xfe, 0x00], Format::Markdown), Err(KnowledgeError::Invalid(_))));
+        assert!(matches!(
+            extract(b"%PDF-1.4 garbage", Format::Pdf),
+            Err(KnowledgeError::Invalid(_))
+        ));
+        assert!(matches!(
+            extract(&[0xff, 0xfe, 0x00], Format::Markdown),
+            Err(KnowledgeError::Invalid(_))
+        ));
     }
 
     #[test]

@@ -3,10 +3,23 @@
 //! `regelkreis-index`; PII is redacted by `regelkreis-guard` before anything is embedded
 //! or indexed.
 
+pub mod bm25;
+pub mod cache;
 pub mod chunk;
 pub mod embed;
 pub mod extract;
+pub mod fusion;
+pub mod kb;
+pub mod models;
+mod registry;
 mod simd;
+
+pub use extract::Format;
+pub use kb::{
+    DocMetadata, DocOutcome, DocStatus, Filter, IngestReport, KbConfig, KnowledgeBase, NewDocument,
+    SearchHit, SearchMode, SearchRequest,
+};
+pub use registry::{validate_name, Knowledge};
 
 /// A knowledge-base error.
 #[derive(Debug, thiserror::Error)]

@@ -173,7 +173,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(KeysCommand::List) => list_keys(open_store(&config)?.as_ref()),
         Command::Keys(KeysCommand::Revoke { id }) => revoke_key(open_store(&config)?.as_ref(), &id),
         Command::Audit(AuditCommand::Verify) => audit_verify(open_store(&config)?.as_ref()),
-        Command::Demo | Command::Bench(_) | Command::Stats(_) | Command::Guard(_) | Command::Models(_) => Ok(()),
+        Command::Demo
+        | Command::Bench(_)
+        | Command::Stats(_)
+        | Command::Guard(_)
+        | Command::Models(_) => Ok(()),
     }
 }
 

