@@ -76,6 +76,13 @@ impl std::fmt::Debug for Guard {
     }
 }
 
+/// The key of a tenant's pseudonyms, so equal values match within a tenant and never
+/// across tenants.
+pub fn pseudonym_key(tenant: &str) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(format!("regelkreis-pseudonym\u{0}{tenant}")).to_vec()
+}
+
 impl Guard {
     /// Compiles `policy` with the injection model trained on the shipped data.
     pub fn new(policy: Policy) -> Result<Self, GuardError> {

@@ -526,7 +526,11 @@ impl KnowledgeBase {
         if self.config.engine == "flat" {
             Vectors::Flat(FlatIndex::new(Metric::Cosine, dim))
         } else {
-            Vectors::Hnsw(Box::new(HnswIndex::new(Metric::Cosine, dim, HnswParams::default())))
+            Vectors::Hnsw(Box::new(HnswIndex::new(
+                Metric::Cosine,
+                dim,
+                HnswParams::default(),
+            )))
         }
     }
 
@@ -559,7 +563,9 @@ impl KnowledgeBase {
         let mut vectors = if saved_seq == Some(state.seq) && self.vector_path().exists() {
             match self.config.engine.as_str() {
                 "flat" => FlatIndex::open(&self.vector_path()).map(Vectors::Flat).ok(),
-                _ => HnswIndex::open(&self.vector_path()).map(|i| Vectors::Hnsw(Box::new(i))).ok(),
+                _ => HnswIndex::open(&self.vector_path())
+                    .map(|i| Vectors::Hnsw(Box::new(i)))
+                    .ok(),
             }
         } else {
             None

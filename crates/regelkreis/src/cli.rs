@@ -57,6 +57,10 @@ pub enum Command {
     /// Embedding models: fetch them, see where they are.
     #[command(subcommand)]
     Models(crate::models::ModelsCommand),
+    /// Ingest files into a knowledge base (redacted, chunked, embedded, indexed).
+    Ingest(crate::knowledge::IngestArgs),
+    /// Search a knowledge base.
+    Search(crate::knowledge::SearchArgs),
 }
 
 /// `stats …`
@@ -173,6 +177,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(KeysCommand::List) => list_keys(open_store(&config)?.as_ref()),
         Command::Keys(KeysCommand::Revoke { id }) => revoke_key(open_store(&config)?.as_ref(), &id),
         Command::Audit(AuditCommand::Verify) => audit_verify(open_store(&config)?.as_ref()),
+        Command::Ingest(args) => crate::knowledge::ingest(&config, &args),
+        Command::Search(args) => crate::knowledge::search(&config, &args),
         Command::Demo
         | Command::Bench(_)
         | Command::Stats(_)

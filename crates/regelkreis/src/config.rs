@@ -26,6 +26,18 @@ pub struct Config {
     pub log: LogSection,
     /// Guardrails.
     pub guard: GuardSection,
+    /// Knowledge bases.
+    pub knowledge: KnowledgeSection,
+}
+
+/// `[knowledge]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KnowledgeSection {
+    /// Folder of the embedding models (default: `$REGELKREIS_MODELS` or
+    /// `~/.cache/regelkreis/models`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub models_dir: Option<PathBuf>,
 }
 
 /// `[guard]`.
@@ -79,6 +91,7 @@ impl Default for Config {
             server: ServerSection::default(),
             log: LogSection::default(),
             guard: GuardSection::default(),
+            knowledge: KnowledgeSection::default(),
         }
     }
 }
@@ -202,7 +215,22 @@ impl Config {
             max_header_bytes: self.server.max_header_bytes,
             request_timeout: Duration::from_millis(self.server.request_timeout_ms),
             guard_policy,
+            knowledge_dir: Some(self.knowledge_dir()),
+            models_dir: self.models_dir(),
         })
+    }
+
+    /// Where the knowledge bases live: `<data>/knowledge`.
+    pub fn knowledge_dir(&self) -> PathBuf {
+        self.data.join("knowledge")
+    }
+
+    /// Where the embedding models live.
+    pub fn models_dir(&self) -> PathBuf {
+        self.knowledge
+            .models_dir
+            .clone()
+            .unwrap_or_else(regelkreis_knowledge::embed::models_dir)
     }
 
     /// The configuration as TOML, with a password in the store URL masked.

@@ -35,6 +35,10 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// Guard policy; the built-in default when `None`.
     pub guard_policy: Option<regelkreis_guard::Policy>,
+    /// Folder of the knowledge bases; the knowledge routes answer 503 when `None`.
+    pub knowledge_dir: Option<std::path::PathBuf>,
+    /// Folder of the embedding models.
+    pub models_dir: std::path::PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -44,6 +48,8 @@ impl Default for ServerConfig {
             max_header_bytes: 16 * 1024,
             request_timeout: Duration::from_secs(30),
             guard_policy: None,
+            knowledge_dir: None,
+            models_dir: regelkreis_knowledge::embed::models_dir(),
         }
     }
 }
@@ -59,6 +65,7 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     sink: sink::EventSink,
     guard: Arc<tokio::sync::OnceCell<Arc<regelkreis_guard::Guard>>>,
+    knowledge: Arc<std::sync::Mutex<Option<Arc<regelkreis_knowledge::Knowledge>>>>,
 }
 
 impl AppState {
@@ -73,6 +80,7 @@ impl AppState {
             metrics,
             sink,
             guard: Arc::default(),
+            knowledge: Arc::default(),
         })
     }
 
@@ -87,6 +95,45 @@ impl AppState {
             .await
             .map_err(|e| ApiError::Internal(format!("store task failed: {e}")))?
             .map_err(ApiError::from)
+    }
+
+    /// The knowledge bases, opened on first use.
+    pub fn knowledge(&self) -> Result<Arc<regelkreis_knowledge::Knowledge>, ApiError> {
+        let mut slot = self
+            .knowledge
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(k) = slot.as_ref() {
+            return Ok(k.clone());
+        }
+        let dir = self.config.knowledge_dir.as_ref().ok_or_else(|| {
+            ApiError::Unavailable("knowledge bases are not configured on this server".into())
+        })?;
+        let k = Arc::new(
+            regelkreis_knowledge::Knowledge::open(dir, self.config.models_dir.clone())
+                .map_err(|e| ApiError::Internal(format!("knowledge bases: {e}")))?,
+        );
+        *slot = Some(k.clone());
+        Ok(k)
+    }
+
+    /// Queues an event for the store without waiting.
+    pub(crate) fn push_event(&self, event: regelkreis_core::NewEvent) {
+        self.sink.push(event);
+    }
+
+    /// Saves what the knowledge bases hold only in memory (called at shutdown).
+    pub fn flush_knowledge(&self) {
+        let k = self
+            .knowledge
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(k) = k {
+            if let Err(e) = k.flush() {
+                tracing::warn!(error = %e, "could not save the vector indexes; they are rebuilt at the next start");
+            }
+        }
     }
 
     /// The guard, compiled on first use (its injection model trains once per process).
@@ -113,6 +160,9 @@ impl AppState {
 
     /// Waits until every queued request event is written. Call after the server stopped.
     pub async fn flush(self) {
+        let state = self.clone();
+        // Saving vector files is blocking I/O.
+        let _ = tokio::task::spawn_blocking(move || state.flush_knowledge()).await;
         self.sink.close().await;
     }
 }

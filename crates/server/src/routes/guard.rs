@@ -12,7 +12,6 @@ use regelkreis_guard::Source;
 use regelkreis_store::AuditEntry;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 /// Longest text one check accepts, in characters.
 const MAX_CHARS: usize = 200_000;
@@ -46,7 +45,7 @@ pub(super) async fn check(
     let tenant = principal.tenant.clone();
     let (verdict, redacted, policy) = tokio::task::spawn_blocking(move || {
         // Pseudonyms are keyed per tenant, so equal values match within a tenant only.
-        let key = Sha256::digest(format!("regelkreis-pseudonym\u{0}{}", tenant));
+        let key = regelkreis_guard::pseudonym_key(tenant.as_str());
         let (verdict, redacted) = if body.redact {
             let (v, r) = guard.check_and_redact(&body.text, body.source, &key);
             (v, Some(r.text))

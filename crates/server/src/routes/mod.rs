@@ -7,6 +7,7 @@ mod bandits;
 mod events;
 mod experiments;
 mod guard;
+mod kb;
 mod keys;
 mod system;
 mod util;
@@ -143,6 +144,31 @@ fn api() -> Vec<ApiRoute> {
             "/api/experiments/{key}/results",
             Some(Scope::Stats),
             get(experiments::results),
+        ),
+        route(Method::GET, "/api/kb", Some(Scope::KbRead), get(kb::list)),
+        route(
+            Method::GET,
+            "/api/kb/{kb}",
+            Some(Scope::KbRead),
+            get(kb::stats),
+        ),
+        route(
+            Method::POST,
+            "/api/kb/{kb}/documents",
+            Some(Scope::KbWrite),
+            post(kb::ingest),
+        ),
+        route(
+            Method::DELETE,
+            "/api/kb/{kb}/documents/{id}",
+            Some(Scope::KbWrite),
+            delete(kb::remove),
+        ),
+        route(
+            Method::POST,
+            "/api/kb/{kb}/search",
+            Some(Scope::KbRead),
+            post(kb::search),
         ),
         route(
             Method::POST,
