@@ -28,8 +28,11 @@ impl Harness {
         .await
     }
 
-    async fn with_config(config: ServerConfig) -> Self {
+    async fn with_config(mut config: ServerConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        if config.knowledge_dir.is_none() {
+            config.knowledge_dir = Some(dir.path().join("knowledge"));
+        }
         let store: Arc<dyn Store> =
             Arc::new(SqliteStore::open(&dir.path().join("t.sqlite")).unwrap());
         let app = router(AppState::new(store.clone(), config).unwrap());
@@ -307,7 +310,8 @@ mod bad_input {
             let path = r
                 .path
                 .replace("{id}", "key_0000000000000000")
-                .replace("{key}", "some-key");
+                .replace("{key}", "some-key")
+                .replace("{kb}", "some-kb");
             let body = (r.method == Method::POST).then(|| json!({}));
             let (s, b) = h.call(r.method.clone(), &path, None, body.clone()).await;
             assert_json_error(s, &b, StatusCode::UNAUTHORIZED, "invalid_api_key");
@@ -364,6 +368,33 @@ mod isolation {
         assert_eq!(s, StatusCode::CREATED);
         let (s, _) = h.call(Method::POST, "/api/bandits", Some(&b), Some(json!({"key": "bandit-only-b", "arms": ["x", "globex-secret-arm"], "policy": "thompson"}))).await;
         assert_eq!(s, StatusCode::CREATED);
+        let (s, body) = h
+            .call(
+                Method::POST,
+                "/api/kb/shared/documents",
+                Some(&b),
+                Some(json!({"id": "b-doc", "text": "Globex quarterly secret: the zeppelin launch moves to October.", "metadata": {"tags": ["secret"]}})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let b_kb_untouched = || async {
+            let (s, body) = h
+                .call(
+                    Method::POST,
+                    "/api/kb/shared/search",
+                    Some(&b),
+                    Some(json!({"query": "zeppelin launch", "mode": "bm25"})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{body}");
+            let ids: Vec<&str> = body["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["document_id"].as_str().unwrap())
+                .collect();
+            assert_eq!(ids, vec!["b-doc"], "B's knowledge base is as B left it");
+        };
         let b_bandit_untouched = || async {
             let (_, body) = h
                 .call(Method::GET, "/api/bandits/bandit-only-b", Some(&b), None)
@@ -628,6 +659,67 @@ mod isolation {
                         "nothing in B's trail"
                     );
                 }
+                (Method::GET, "/api/kb") => {
+                    let (s, body) = h.call(Method::GET, r.path, Some(&a), None).await;
+                    assert_eq!(s, StatusCode::OK, "{body}");
+                    assert_eq!(body["knowledge_bases"], json!([]), "A has none: {body}");
+                }
+                (Method::GET, "/api/kb/{kb}") => {
+                    let (s, body) = h.call(Method::GET, "/api/kb/shared", Some(&a), None).await;
+                    assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
+                }
+                (Method::POST, "/api/kb/{kb}/search") => {
+                    // 404 while A has no base of that name; once it has, only A's text.
+                    let (s, body) = h
+                        .call(
+                            Method::POST,
+                            "/api/kb/shared/search",
+                            Some(&a),
+                            Some(json!({"query": "zeppelin"})),
+                        )
+                        .await;
+                    assert!(s == StatusCode::NOT_FOUND || s == StatusCode::OK, "{s}");
+                    assert!(!body.to_string().contains("zeppelin"), "{body}");
+                    b_kb_untouched().await;
+                }
+                (Method::POST, "/api/kb/{kb}/documents") => {
+                    // A makes a base of the same name; its searches see only A's text,
+                    // under every mode and filter.
+                    let (s, body) = h
+                        .call(Method::POST, "/api/kb/shared/documents", Some(&a), Some(json!([{"id": "a-doc", "text": "Acme spring catalogue with garden furniture.", "metadata": {"tags": ["secret"]}}])))
+                        .await;
+                    assert_eq!(s, StatusCode::OK, "{body}");
+                    for mode in ["hybrid", "vector", "bm25"] {
+                        for filter in [
+                            json!({}),
+                            json!({"tags": ["secret"]}),
+                            json!({"document_ids": ["b-doc"]}),
+                        ] {
+                            let (s, body) = h
+                                .call(Method::POST, "/api/kb/shared/search", Some(&a), Some(json!({"query": "zeppelin launch October", "mode": mode, "filter": filter})))
+                                .await;
+                            assert_eq!(s, StatusCode::OK, "{body}");
+                            let text = body.to_string();
+                            assert!(
+                                !text.contains("zeppelin") && !text.contains("b-doc"),
+                                "{mode}: {text}"
+                            );
+                        }
+                    }
+                    b_kb_untouched().await;
+                }
+                (Method::DELETE, "/api/kb/{kb}/documents/{id}") => {
+                    let (s, _) = h
+                        .call(
+                            Method::DELETE,
+                            "/api/kb/shared/documents/b-doc",
+                            Some(&a),
+                            None,
+                        )
+                        .await;
+                    assert!(s == StatusCode::NOT_FOUND, "{s}");
+                    b_kb_untouched().await;
+                }
                 (m, p) => panic!("route {m} {p} has no tenant-isolation case: add one"),
             }
         }
@@ -636,6 +728,190 @@ mod isolation {
 
 mod behaviour {
     use super::*;
+
+    #[tokio::test]
+    async fn knowledge_bases_ingest_json_and_files_and_search_with_citations() {
+        let h = Harness::new().await;
+        let writer = h.key("acme", &[Scope::KbWrite]);
+        let reader = h.key("acme", &[Scope::KbRead]);
+        let docs = json!([
+            {"id": "returns", "format": "markdown", "title": "Returns",
+             "text": "# Returns\n\nProducts can be returned within 30 days for a refund. Contact anna@example.com.",
+             "metadata": {"type": "policy", "tags": ["support"], "date": "2026-01-05", "source": "https://example.com/returns"}},
+            {"id": "pricing", "format": "html",
+             "text": "<html><body><nav>Menu</nav><main><h1>Pricing</h1><p>The Pro plan costs 49 euros a month.</p></main></body></html>"}
+        ]);
+        let (s, body) = h
+            .call(
+                Method::POST,
+                "/api/kb/help/documents",
+                Some(&writer),
+                Some(docs.clone()),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        assert_eq!(body["documents"][0]["status"], "created");
+        assert_eq!(body["documents"][0]["pii_redacted"], 1);
+        let (_, again) = h
+            .call(
+                Method::POST,
+                "/api/kb/help/documents",
+                Some(&writer),
+                Some(docs),
+            )
+            .await;
+        assert_eq!(again["documents"][1]["status"], "unchanged");
+
+        // A file upload (multipart), format from the file name.
+        let boundary = "XbOuNdArY";
+        let mut form = String::new();
+        form.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"id\"\r\n\r\nshipping\r\n"
+        ));
+        form.push_str(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"metadata\"\r\n\r\n{{\"type\": \"faq\"}}\r\n"));
+        form.push_str(&format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"shipping.md\"\r\nContent-Type: text/markdown\r\n\r\n# Shipping\n\nParcels arrive within three business days.\r\n"));
+        form.push_str(&format!("--{boundary}--\r\n"));
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/api/kb/help/documents")
+            .header("authorization", format!("Bearer {writer}"))
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(Body::from(form))
+            .unwrap();
+        let (s, body) = h.send(req).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        assert_eq!(body["documents"][0]["id"], "shipping");
+
+        let (s, body) = h
+            .call(
+                Method::POST,
+                "/api/kb/help/search",
+                Some(&reader),
+                Some(json!({"query": "how long does delivery take", "k": 2})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let first = &body["results"][0];
+        assert_eq!(first["document_id"], "shipping", "{body}");
+        assert!(first["text"]
+            .as_str()
+            .unwrap()
+            .contains("three business days"));
+        assert!(first["chunk_id"].as_u64().is_some() && first["score"].as_f64().is_some());
+        let (_, body) = h
+            .call(Method::POST, "/api/kb/help/search", Some(&reader), Some(json!({"query": "refund contact", "mode": "bm25", "rerank": true, "filter": {"type": "policy"}})))
+            .await;
+        let text = body.to_string();
+        assert!(
+            text.contains("<EMAIL_1>") && !text.contains("anna@example.com"),
+            "{text}"
+        );
+        assert_eq!(body["results"][0]["source"], "https://example.com/returns");
+        let (_, stats) = h
+            .call(Method::GET, "/api/kb/help", Some(&reader), None)
+            .await;
+        assert_eq!(stats["documents"], 3);
+
+        // Bad input: clear errors, nothing lost.
+        for (bad, status) in [
+            (json!({"query": ""}), StatusCode::UNPROCESSABLE_ENTITY),
+            (
+                json!({"query": "x", "k": 0}),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (
+                json!({"query": "x", "mode": "fuzzy"}),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (
+                json!({"query": "x", "filter": {"colour": "red"}}),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (
+                json!({"query": "x", "filter": {"date_from": "yesterday"}}),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+        ] {
+            let (s, body) = h
+                .call(
+                    Method::POST,
+                    "/api/kb/help/search",
+                    Some(&reader),
+                    Some(bad.clone()),
+                )
+                .await;
+            assert_eq!(s, status, "{bad}: {body}");
+            assert!(body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()));
+        }
+        for bad in [
+            json!({"id": "", "text": "x"}),
+            json!({"id": "x", "text": "x", "format": "docx"}),
+            json!({"id": "x", "text": "x", "metadata": {"date": "2026-13-01"}}),
+            json!([{"id": "d", "text": "x"}, {"id": "d", "text": "y"}]),
+            json!([]),
+        ] {
+            let (s, body) = h
+                .call(
+                    Method::POST,
+                    "/api/kb/help/documents",
+                    Some(&writer),
+                    Some(bad.clone()),
+                )
+                .await;
+            assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+        }
+        let (s, _) = h
+            .call(
+                Method::POST,
+                "/api/kb/bad%20name!/documents",
+                Some(&writer),
+                Some(json!({"id": "x", "text": "y"})),
+            )
+            .await;
+        assert!(
+            s == StatusCode::UNPROCESSABLE_ENTITY
+                || s == StatusCode::BAD_REQUEST
+                || s == StatusCode::NOT_FOUND,
+            "{s}"
+        );
+        let (_, stats) = h
+            .call(Method::GET, "/api/kb/help", Some(&reader), None)
+            .await;
+        assert_eq!(stats["documents"], 3, "failed requests changed nothing");
+
+        let (s, _) = h
+            .call(
+                Method::DELETE,
+                "/api/kb/help/documents/pricing",
+                Some(&writer),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let (_, body) = h
+            .call(
+                Method::POST,
+                "/api/kb/help/search",
+                Some(&reader),
+                Some(json!({"query": "Pro plan euros"})),
+            )
+            .await;
+        assert!(!body.to_string().contains("\"pricing\""));
+        let (s, _) = h
+            .call(
+                Method::POST,
+                "/api/kb/help/search",
+                Some(&writer),
+                Some(json!({"query": "x"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "kb:write does not grant kb:read");
+    }
 
     #[tokio::test]
     async fn guard_check_reports_pii_injection_and_brand_rules_and_audits_the_verdict() {
