@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
+use rayon::prelude::*;
 use regelkreis_guard::Guard;
 use regelkreis_index::{FlatIndex, HnswIndex, HnswParams, Metric, VectorIndex};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -138,8 +139,10 @@ pub struct IngestReport {
     pub tokens_embedded: usize,
     /// Seconds spent extracting, redacting and chunking.
     pub prepare_s: f64,
-    /// Seconds spent embedding.
+    /// Seconds spent embedding, cache lookups and writes included.
     pub embed_s: f64,
+    /// Of those, seconds in the model (tokenising and the encoder).
+    pub model_s: f64,
     /// Seconds spent writing the database and the indexes.
     pub index_s: f64,
 }
@@ -793,12 +796,14 @@ impl KnowledgeBase {
                 .iter()
                 .map(|&(di, ci, _)| prepared[di].chunks[ci].indexed.as_str())
                 .collect();
+            let model_started = Instant::now();
             let tokens: Vec<Vec<u32>> = texts
-                .iter()
+                .par_iter()
                 .map(|t| encoder.tokenize(t, Role::Passage))
                 .collect::<Result<_, _>>()?;
             report.tokens_embedded = tokens.iter().map(Vec::len).sum();
             let vectors = encoder.embed_tokens(&tokens)?;
+            report.model_s = model_started.elapsed().as_secs_f64();
             let mut fresh = Vec::with_capacity(vectors.len());
             for (&(di, ci, key), v) in missing.iter().zip(vectors) {
                 fresh.push((key, v.clone()));

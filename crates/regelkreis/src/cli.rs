@@ -123,6 +123,11 @@ pub enum BenchCommand {
     Ann(crate::bench::AnnBenchArgs),
     /// PII precision/recall beside Microsoft Presidio, MB/s, injection TPR at 1 % FPR.
     Guard(crate::guard_bench::GuardBenchArgs),
+    /// Knowledge-base ingestion: documents/s, chunks/s, embedding share and tokens/s.
+    Ingest(crate::kb_bench::IngestBenchArgs),
+    /// Retrieval quality (nDCG@10, recall@10) of BM25, vector, hybrid and re-ranking on
+    /// Debian's package descriptions.
+    Retrieval(crate::kb_bench::RetrievalBenchArgs),
 }
 
 impl Cli {
@@ -150,6 +155,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Stats(args)) => return crate::bench::stats(args),
         Command::Bench(BenchCommand::Ann(args)) => return crate::bench::ann(args),
         Command::Bench(BenchCommand::Guard(args)) => return crate::guard_bench::run(args),
+        Command::Bench(BenchCommand::Ingest(args)) => return crate::kb_bench::ingest(args),
+        Command::Bench(BenchCommand::Retrieval(args)) => return crate::kb_bench::retrieval(args),
         Command::Guard(cmd) => return crate::guard::run(cmd),
         Command::Models(cmd) => return crate::models::run(cmd),
         Command::Stats(StatsCommand::Ab) => {

@@ -157,7 +157,7 @@ pub fn ingest(config: &Config, args: &IngestArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let (mut created, mut updated, mut unchanged, mut chunks, mut tokens, mut pii) =
         (0, 0, 0, 0, 0, 0);
-    let (mut embed_s, mut total_embedded, mut cached) = (0.0, 0, 0);
+    let (mut embed_s, mut model_s, mut total_embedded, mut cached) = (0.0, 0.0, 0, 0);
     let mut failed = Vec::new();
     for batch in files.chunks(args.batch.max(1)) {
         let mut docs = Vec::with_capacity(batch.len());
@@ -190,6 +190,7 @@ pub fn ingest(config: &Config, args: &IngestArgs) -> anyhow::Result<()> {
                             merged.chunks_cached += r.chunks_cached;
                             merged.tokens_embedded += r.tokens_embedded;
                             merged.embed_s += r.embed_s;
+                            merged.model_s += r.model_s;
                         }
                         Err(e) => failed.push(format!("{id}: {e}")),
                     }
@@ -209,12 +210,13 @@ pub fn ingest(config: &Config, args: &IngestArgs) -> anyhow::Result<()> {
         }
         tokens += report.tokens_embedded;
         embed_s += report.embed_s;
+        model_s += report.model_s;
         total_embedded += report.chunks_embedded;
         cached += report.chunks_cached;
         bar.inc(batch.len() as u64);
         bar.set_message(format!(
             "· {chunks} chunks · {:.0} tokens/s",
-            tokens as f64 / embed_s.max(1e-9)
+            tokens as f64 / model_s.max(1e-9)
         ));
     }
     kb.save_vectors()?;
@@ -237,7 +239,7 @@ pub fn ingest(config: &Config, args: &IngestArgs) -> anyhow::Result<()> {
         files.len() as f64 / secs,
         chunks as f64 / secs,
         100.0 * embed_s / secs,
-        tokens as f64 / embed_s.max(1e-9)
+        tokens as f64 / model_s.max(1e-9)
     );
     for f in &failed {
         eprintln!("  failed: {f}");

@@ -7,6 +7,7 @@ pub mod config;
 pub mod demo;
 pub mod guard;
 pub mod guard_bench;
+pub mod kb_bench;
 pub mod knowledge;
 pub mod logging;
 pub mod models;

@@ -10,6 +10,7 @@ mod ops;
 use std::path::{Path, PathBuf};
 
 use bert::{Bert, BertShape};
+use rayon::prelude::*;
 use serde::Deserialize;
 
 /// An embedding error.
@@ -216,7 +217,7 @@ impl Encoder {
     /// length and run in batches of similar length to waste little on padding.
     pub fn embed(&self, texts: &[&str], role: Role) -> Result<Vec<Vec<f32>>, EmbedError> {
         let sequences = texts
-            .iter()
+            .par_iter()
             .map(|t| self.tokenize(t, role))
             .collect::<Result<Vec<_>, _>>()?;
         self.embed_tokens(&sequences)
@@ -226,26 +227,35 @@ impl Encoder {
     pub fn embed_tokens(&self, sequences: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let mut order: Vec<usize> = (0..sequences.len()).collect();
         order.sort_by_key(|&i| sequences[i].len());
-        let mut out = vec![Vec::new(); sequences.len()];
+        // A batch grows while its padded size stays within the budget (sorted
+        // ascending, so the last member sets the padded length).
+        let mut batches: Vec<&[usize]> = Vec::new();
         let mut start = 0;
         while start < order.len() {
-            // The batch grows while its padded size stays within the budget (sorted
-            // ascending, so the last member sets the padded length).
             let mut end = start + 1;
             while end < order.len()
                 && (end + 1 - start) * sequences[order[end]].len() <= BATCH_TOKENS
             {
                 end += 1;
             }
-            let batch: Vec<Vec<u32>> = order[start..end]
-                .iter()
-                .map(|&i| sequences[i].clone())
-                .collect();
-            let vectors = self.bert.embed(&batch)?;
-            for (&i, v) in order[start..end].iter().zip(vectors) {
+            batches.push(&order[start..end]);
+            start = end;
+        }
+        // Batches run two at a time: the matrix products of one overlap the
+        // single-threaded stretches (embedding lookup, pooling) of the other.
+        let results: Vec<Vec<Vec<f32>>> = batches
+            .par_iter()
+            .with_max_len(1)
+            .map(|members| {
+                let batch: Vec<Vec<u32>> = members.iter().map(|&i| sequences[i].clone()).collect();
+                self.bert.embed(&batch)
+            })
+            .collect::<Result<_, _>>()?;
+        let mut out = vec![Vec::new(); sequences.len()];
+        for (members, vectors) in batches.iter().zip(results) {
+            for (&i, v) in members.iter().zip(vectors) {
                 out[i] = v;
             }
-            start = end;
         }
         Ok(out)
     }
