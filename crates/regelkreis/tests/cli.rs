@@ -460,6 +460,135 @@ mod durability {
         );
     }
 
+    /// A document of four paragraphs that chunk into exactly four chunks.
+    fn kb_document(n: u64) -> serde_json::Value {
+        let paragraph = |p: u64| {
+            let words: Vec<String> = (0..90)
+                .map(|w| format!("w{}", (w * 7 + p * 13) % 97))
+                .collect();
+            format!("marker{n} paragraph {p}: {}.", words.join(" "))
+        };
+        let text = (0..4).map(paragraph).collect::<Vec<_>>().join("\n\n");
+        serde_json::json!({"id": format!("doc-{n}"), "text": text})
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sigkill_during_ingestion_keeps_every_acknowledged_document_and_no_half_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let k = key(&data, "acme", &["kb:write", "kb:read"]);
+        let mut server = Server::start(&data);
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let (r, _) = (
+            http.post(server.url("/api/kb/crash/documents"))
+                .bearer_auth(&k)
+                .json(&kb_document(0))
+                .send()
+                .await
+                .unwrap(),
+            (),
+        );
+        assert_eq!(r.status(), 200);
+        let body: serde_json::Value = r.json().await.unwrap();
+        let per_doc = body["documents"][0]["chunks"].as_u64().unwrap();
+        assert!(per_doc >= 2, "{body}");
+        let acked = Arc::new(Mutex::new(vec![0u64]));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut clients = Vec::new();
+        for client in 0..2u64 {
+            let (url, k, acked, stop, http) = (
+                server.url("/api/kb/crash/documents"),
+                k.clone(),
+                acked.clone(),
+                stop.clone(),
+                http.clone(),
+            );
+            clients.push(tokio::spawn(async move {
+                let mut n = 1 + client;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match http
+                        .post(&url)
+                        .bearer_auth(&k)
+                        .json(&kb_document(n))
+                        .send()
+                        .await
+                    {
+                        Ok(r) if r.status() == 200 => acked.lock().unwrap().push(n),
+                        Ok(r) => assert!(r.status().is_server_error(), "unexpected {}", r.status()),
+                        Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                    }
+                    n += 2;
+                }
+            }));
+        }
+        // Kill once a few documents are in, while the clients keep sending.
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while acked.lock().unwrap().len() < 8 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(137)).await;
+        server.child.kill().unwrap(); // SIGKILL, most likely mid-ingestion
+        server.child.wait().unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for c in clients {
+            c.await.unwrap();
+        }
+        let acked = acked.lock().unwrap().clone();
+        assert!(acked.len() > 3, "only {} documents got in", acked.len());
+
+        let again = Server::start(&data);
+        for n in &acked {
+            let r = http
+                .post(again.url("/api/kb/crash/search"))
+                .bearer_auth(&k)
+                .json(
+                    &serde_json::json!({"query": format!("marker{n}"), "mode": "bm25", "k": 100,
+                                          "filter": {"document_ids": [format!("doc-{n}")]}}),
+                )
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            let body: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(
+                body["results"].as_array().unwrap().len() as u64,
+                per_doc,
+                "acknowledged doc-{n} lost or partial: {body}"
+            );
+        }
+        // Nothing half-written: every stored document has all its chunks, in both indexes.
+        let stats: serde_json::Value = http
+            .get(again.url("/api/kb/crash"))
+            .bearer_auth(&k)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let docs = stats["documents"].as_u64().unwrap();
+        assert!(docs >= acked.len() as u64);
+        assert_eq!(stats["chunks"].as_u64().unwrap(), docs * per_doc, "{stats}");
+        let r: serde_json::Value = http
+            .post(again.url("/api/kb/crash/search"))
+            .bearer_auth(&k)
+            .json(&serde_json::json!({"query": "paragraph", "mode": "vector", "k": 100}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(!r["results"].as_array().unwrap().is_empty());
+        eprintln!(
+            "kb crash test: {} acknowledged documents, all searchable; {docs} stored",
+            acked.len()
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sigterm_finishes_in_flight_requests_and_flushes_the_request_log() {
         let dir = tempfile::tempdir().unwrap();
@@ -629,6 +758,9 @@ mod demo {
             "sample-ratio check",
             "guardrails",
             "<IBAN_1>",
+            "knowledge base",
+            "when will my parcel arrive           vector  shipping",
+            "how much does the pro plan cost      hybrid  pricing",
             "audit verify: intact",
             "done.",
         ] {
