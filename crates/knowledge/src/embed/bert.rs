@@ -261,7 +261,7 @@ impl Bert {
                 heads,
             })?;
             let attn = ctx.matmul(&l.out_w)?;
-            x = attn.apply_op2_no_bwd(
+            attn.inplace_op2(
                 &x,
                 &ops::BiasResidualNorm {
                     bias: &l.out_b,
@@ -270,10 +270,11 @@ impl Bert {
                     eps,
                 },
             )?;
-            let ff = x
-                .matmul(&l.ff_in_w)?
-                .apply_op1_no_bwd(&ops::BiasGelu { bias: &l.ff_in_b })?;
-            x = ff.matmul(&l.ff_out_w)?.apply_op2_no_bwd(
+            x = attn;
+            let ff = x.matmul(&l.ff_in_w)?;
+            ff.inplace_op1(&ops::BiasGelu { bias: &l.ff_in_b })?;
+            let out = ff.matmul(&l.ff_out_w)?;
+            out.inplace_op2(
                 &x,
                 &ops::BiasResidualNorm {
                     bias: &l.ff_out_b,
@@ -282,6 +283,7 @@ impl Bert {
                     eps,
                 },
             )?;
+            x = out;
         }
         let x = x.reshape((batch, len, h))?;
         let summed = x.broadcast_mul(&mask.unsqueeze(2)?)?.sum(1)?;

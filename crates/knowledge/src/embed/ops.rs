@@ -3,10 +3,20 @@
 //! they took more time than the products. Each operation here makes one pass over its
 //! input, in parallel over rows.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape};
+use candle_core::{CpuStorage, CustomOp1, InplaceOp1, InplaceOp2, Layout, Shape};
 use rayon::prelude::*;
 
 use crate::simd::multiversion;
+
+fn contiguous_mut<'a>(s: &'a mut CpuStorage, l: &Layout) -> candle_core::Result<&'a mut [f32]> {
+    let (a, b) = l
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg("fused op needs a contiguous input".into()))?;
+    match s {
+        CpuStorage::F32(v) => Ok(&mut v[a..b]),
+        _ => Err(candle_core::Error::Msg("fused op needs f32".into())),
+    }
+}
 
 fn contiguous<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
     let (a, b) = l
@@ -54,28 +64,29 @@ pub struct BiasGelu<'a> {
     pub bias: &'a [f32],
 }
 
-impl CustomOp1 for BiasGelu<'_> {
+impl InplaceOp1 for BiasGelu<'_> {
     fn name(&self) -> &'static str {
         "bias-gelu"
     }
 
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = contiguous(s, l)?;
+    fn cpu_fwd(&self, s: &mut CpuStorage, l: &Layout) -> candle_core::Result<()> {
+        let x = contiguous_mut(s, l)?;
         let w = self.bias.len();
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(w * ROWS_PER_TASK)
-            .zip(x.par_chunks(w * ROWS_PER_TASK))
-            .for_each(|(o, x)| bias_gelu(o, x, self.bias));
-        Ok((CpuStorage::F32(out), l.shape().clone()))
+        if w == 0 || x.len() % w != 0 {
+            return Err(candle_core::Error::Msg("bias-gelu: shape".into()));
+        }
+        x.par_chunks_mut(w * ROWS_PER_TASK)
+            .for_each(|o| bias_gelu(o, self.bias));
+        Ok(())
     }
 }
 
 multiversion! {
-    fn bias_gelu(o: &mut [f32], x: &[f32], bias: &[f32]) {
+    fn bias_gelu(o: &mut [f32], bias: &[f32]) {
         let w = bias.len();
-        for (o, x) in o.chunks_exact_mut(w).zip(x.chunks_exact(w)) {
-            for ((o, &x), &b) in o.iter_mut().zip(x).zip(bias) {
-                let v = x + b;
+        for o in o.chunks_exact_mut(w) {
+            for (o, &b) in o.iter_mut().zip(bias) {
+                let v = *o + b;
                 *o = 0.5 * v * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2));
             }
         }
@@ -97,11 +108,11 @@ fn sum(v: &[f32]) -> f32 {
 }
 
 multiversion! {
-    fn residual_norm(o: &mut [f32], x: &[f32], r: &[f32], op: &BiasResidualNorm<'_>) {
+    fn residual_norm(o: &mut [f32], r: &[f32], op: &BiasResidualNorm<'_>) {
         let w = op.bias.len();
-        for (o, (x, r)) in o.chunks_exact_mut(w).zip(x.chunks_exact(w).zip(r.chunks_exact(w))) {
-            for (((o, &x), &r), &b) in o.iter_mut().zip(x).zip(r).zip(op.bias) {
-                *o = x + b + r;
+        for (o, r) in o.chunks_exact_mut(w).zip(r.chunks_exact(w)) {
+            for ((o, &r), &b) in o.iter_mut().zip(r).zip(op.bias) {
+                *o += b + r;
             }
             let mean = sum(o) / w as f32;
             o.iter_mut().for_each(|v| *v -= mean);
@@ -133,32 +144,28 @@ pub struct BiasResidualNorm<'a> {
     pub eps: f32,
 }
 
-impl CustomOp2 for BiasResidualNorm<'_> {
+impl InplaceOp2 for BiasResidualNorm<'_> {
     fn name(&self) -> &'static str {
         "bias-residual-layer-norm"
     }
 
     fn cpu_fwd(
         &self,
-        s1: &CpuStorage,
+        s1: &mut CpuStorage,
         l1: &Layout,
         s2: &CpuStorage,
         l2: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let x = contiguous(s1, l1)?;
+    ) -> candle_core::Result<()> {
         let r = contiguous(s2, l2)?;
+        let x = contiguous_mut(s1, l1)?;
         let w = self.bias.len();
-        if x.len() != r.len() || x.len() % w != 0 {
+        if x.len() != r.len() || w == 0 || x.len() % w != 0 {
             return Err(candle_core::Error::Msg("layer norm: shapes differ".into()));
         }
-        let mut out = vec![0f32; x.len()];
-        out.par_chunks_mut(w * ROWS_PER_TASK)
-            .zip(
-                x.par_chunks(w * ROWS_PER_TASK)
-                    .zip(r.par_chunks(w * ROWS_PER_TASK)),
-            )
-            .for_each(|(o, (x, r))| residual_norm(o, x, r, self));
-        Ok((CpuStorage::F32(out), l1.shape().clone()))
+        x.par_chunks_mut(w * ROWS_PER_TASK)
+            .zip(r.par_chunks(w * ROWS_PER_TASK))
+            .for_each(|(o, r)| residual_norm(o, r, self));
+        Ok(())
     }
 }
 
