@@ -11,7 +11,8 @@ answer), and so are descriptions shorter than 12 words.
 
 Runs `apt-get update` with `Acquire::Languages=en,de` into a private lists folder
 (target/retrieval/lists; the system's lists are not touched) and writes
-target/retrieval/debian-{en,de}.jsonl: one line per document
+target/retrieval/debian-{en,de}.jsonl (and debian-{en,de}-all.jsonl with every unique
+package, for `bench ann --real`): one line per document
 `{"id", "text", "query", "split"}`, where `split` is "dev" (fusion parameters are
 chosen on it), "test" (reported) or "" (document only, no query). Deterministic.
 """
@@ -73,6 +74,10 @@ def build(lang, n_docs, n_queries):
             split = "dev" if i < n_queries // 2 else "test" if i < n_queries else ""
             f.write(json.dumps({"id": pkg, "text": b, "query": s, "split": split}, ensure_ascii=False) + "\n")
     print(f"{out}: {len(docs)} documents ({len(unique)} unique of {len(rows)}), {min(n_queries, len(docs))} queries")
+    # Every unique package, for `bench ann --real` (vectors: descriptions; queries: summaries).
+    with open(os.path.join(OUT, f"debian-{lang}-all.jsonl"), "w") as f:
+        for pkg, s_, b in unique:
+            f.write(json.dumps({"id": pkg, "text": b, "query": s_, "split": ""}, ensure_ascii=False) + "\n")
 
 
 if __name__ == "__main__":

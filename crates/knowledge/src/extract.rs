@@ -612,6 +612,53 @@ mod tests {
         );
     }
 
+    /// A one-page PDF with two lines of text in Helvetica, offsets computed.
+    fn tiny_pdf(lines: &[&str]) -> Vec<u8> {
+        let mut content = String::from("BT /F1 12 Tf 72 720 Td 14 TL\n");
+        for l in lines {
+            content.push_str(&format!("({l}) Tj T*\n"));
+        }
+        content.push_str("ET");
+        let objects = [
+            "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+            "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>".to_owned(),
+            format!("<< /Length {} >>\nstream\n{content}\nendstream", content.len()),
+            "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>".to_owned(),
+        ];
+        let mut pdf = String::from("%PDF-1.4\n");
+        let mut offsets = Vec::new();
+        for (i, o) in objects.iter().enumerate() {
+            offsets.push(pdf.len());
+            pdf.push_str(&format!("{} 0 obj\n{o}\nendobj\n", i + 1));
+        }
+        let xref = pdf.len();
+        pdf.push_str(&format!(
+            "xref\n0 {}\n0000000000 65535 f \n",
+            objects.len() + 1
+        ));
+        for o in offsets {
+            pdf.push_str(&format!("{o:010} 00000 n \n"));
+        }
+        pdf.push_str(&format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        ));
+        pdf.into_bytes()
+    }
+
+    #[test]
+    fn pdf_text_layer_is_read() {
+        let pdf = tiny_pdf(&[
+            "Quarterly campaign report",
+            "Revenue grew by twelve percent.",
+        ]);
+        let e = extract(&pdf, Format::Pdf).unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(e.text.contains("Quarterly campaign report"), "{:?}", e.text);
+        assert!(e.text.contains("twelve percent"), "{:?}", e.text);
+        assert!(!e.blocks.is_empty());
+    }
+
     #[test]
     fn bad_input_is_an_error_not_a_panic() {
         assert!(matches!(

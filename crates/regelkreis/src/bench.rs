@@ -445,6 +445,91 @@ pub struct AnnBenchArgs {
     /// Skip hnswlib and faiss-cpu (no Python needed).
     #[arg(long)]
     pub no_reference: bool,
+    /// Real all-MiniLM-L6-v2 embeddings instead of synthetic vectors: Debian's English
+    /// package descriptions as the base, the summaries of other packages as queries
+    /// (up to ~56,000 texts; embeddings cached in target/bench-retrieval).
+    #[arg(long)]
+    pub real: bool,
+}
+
+/// Real MiniLM embeddings of Debian's package descriptions (base) and summaries of
+/// packages outside the base (queries), embedded once and cached.
+/// Base vectors and query vectors.
+type VectorSets = (Vec<Vec<f32>>, Vec<Vec<f32>>);
+
+fn real_embeddings(n: usize, nq: usize) -> anyhow::Result<VectorSets> {
+    use regelkreis_knowledge::embed::{models_dir, Encoder, Role, MINILM};
+    use sha2::Digest;
+    let path = std::path::Path::new("target/retrieval/debian-en-all.jsonl");
+    if !path.exists() {
+        let ok = std::process::Command::new("python3")
+            .arg("scripts/retrieval_dataset.py")
+            .status()?
+            .success();
+        anyhow::ensure!(ok, "scripts/retrieval_dataset.py failed");
+    }
+    let rows: Vec<serde_json::Value> = std::fs::read_to_string(path)?
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    anyhow::ensure!(
+        rows.len() >= n + nq,
+        "only {} texts: use --n {} or less",
+        rows.len(),
+        rows.len().saturating_sub(nq)
+    );
+    let encoder = Encoder::load(&models_dir().join(MINILM))?;
+    let cache = regelkreis_knowledge::cache::EmbeddingCache::open(std::path::Path::new(
+        "target/bench-retrieval/embedding-cache.sqlite",
+    ))?;
+    let embed = |texts: Vec<&str>, role: Role, what: &str| -> anyhow::Result<Vec<Vec<f32>>> {
+        let keys: Vec<[u8; 32]> = texts
+            .iter()
+            .map(|t| sha2::Sha256::digest(format!("{role:?}\u{0}{t}").as_bytes()).into())
+            .collect();
+        let mut out = vec![Vec::new(); texts.len()];
+        let mut missing = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            match cache.get(encoder.id(), k)? {
+                Some(v) => out[i] = v,
+                None => missing.push(i),
+            }
+        }
+        let bar = indicatif::ProgressBar::new(missing.len() as u64)
+            .with_message(format!("embedding {what}"));
+        for part in missing.chunks(512) {
+            let vs = encoder.embed(&part.iter().map(|&i| texts[i]).collect::<Vec<_>>(), role)?;
+            let fresh: Vec<([u8; 32], Vec<f32>)> = part
+                .iter()
+                .zip(&vs)
+                .map(|(&i, v)| (keys[i], v.clone()))
+                .collect();
+            cache.put(encoder.id(), &fresh)?;
+            for (&i, v) in part.iter().zip(vs) {
+                out[i] = v;
+            }
+            bar.inc(part.len() as u64);
+        }
+        bar.finish_and_clear();
+        Ok(out)
+    };
+    let base = embed(
+        rows[..n]
+            .iter()
+            .map(|r| r["text"].as_str().unwrap_or(""))
+            .collect(),
+        Role::Passage,
+        "descriptions",
+    )?;
+    let queries = embed(
+        rows[n..n + nq]
+            .iter()
+            .map(|r| r["query"].as_str().unwrap_or(""))
+            .collect(),
+        Role::Query,
+        "summaries",
+    )?;
+    Ok((base, queries))
 }
 
 /// Unit vectors shaped like sentence embeddings: clustered around topic directions, with
@@ -488,17 +573,26 @@ pub fn ann(args: &AnnBenchArgs) -> anyhow::Result<()> {
         n >= 100 && dim >= 2 && nq >= 1,
         "need n >= 100, dim >= 2, queries >= 1"
     );
-    let mut rng = Rng::seeded(2026);
-    eprintln!("generating {n} vectors of {dim} dimensions (embedding-like clusters), {nq} queries");
-    let centers: Vec<Vec<f32>> = (0..(n / 200).max(10))
-        .map(|_| {
-            let v: Vec<f32> = (0..dim).map(|_| rng.normal() as f32).collect();
-            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            v.into_iter().map(|x| x / norm).collect()
-        })
-        .collect();
-    let base = embedding_like(n, dim, &centers, &mut rng);
-    let queries = embedding_like(nq, dim, &centers, &mut rng);
+    let (base, queries, dim) = if args.real {
+        eprintln!("real all-MiniLM-L6-v2 embeddings: {n} Debian descriptions, {nq} summaries of other packages as queries");
+        let (b, q) = real_embeddings(n, nq)?;
+        (b, q, 384)
+    } else {
+        let mut rng = Rng::seeded(2026);
+        eprintln!(
+            "generating {n} vectors of {dim} dimensions (embedding-like clusters), {nq} queries"
+        );
+        let centers: Vec<Vec<f32>> = (0..(n / 200).max(10))
+            .map(|_| {
+                let v: Vec<f32> = (0..dim).map(|_| rng.normal() as f32).collect();
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                v.into_iter().map(|x| x / norm).collect()
+            })
+            .collect();
+        let base = embedding_like(n, dim, &centers, &mut rng);
+        let queries = embedding_like(nq, dim, &centers, &mut rng);
+        (base, queries, dim)
+    };
 
     eprintln!("exact ground truth (2 threads)");
     let mut flat = FlatIndex::new(Metric::Cosine, dim);

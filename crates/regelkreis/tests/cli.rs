@@ -929,3 +929,85 @@ mod guard {
         assert_eq!(v[0]["injection"]["decision"], "block");
     }
 }
+
+mod knowledge {
+    use super::*;
+
+    #[test]
+    fn ingest_a_folder_then_search_it_as_a_table_and_as_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let docs = dir.path().join("docs");
+        std::fs::create_dir_all(docs.join("faq")).unwrap();
+        std::fs::write(docs.join("returns.md"), "# Returns\n\nProducts can be returned within 30 days for a refund. Ask max.mustermann@example.com.").unwrap();
+        std::fs::write(docs.join("pricing.html"), "<html><body><nav>Menu</nav><main><h1>Pricing</h1><p>The Pro plan costs 49 euros a month.</p></main></body></html>").unwrap();
+        std::fs::write(
+            docs.join("faq/shipping.txt"),
+            "Parcels arrive within three business days.",
+        )
+        .unwrap();
+        std::fs::write(docs.join("ignored.bin"), [0u8, 1, 2]).unwrap();
+        let data = dir.path().join("data");
+        let docs_arg = docs.to_str().unwrap();
+        let out = ok(
+            &data,
+            &[
+                "ingest", docs_arg, "--kb", "help", "--tenant", "acme", "--model", "minilm",
+            ],
+        );
+        assert!(
+            out.contains("3 created, 0 updated, 0 unchanged, 0 failed"),
+            "{out}"
+        );
+        assert!(out.contains("1 values redacted"), "{out}");
+        let again = ok(
+            &data,
+            &["ingest", docs_arg, "--kb", "help", "--tenant", "acme"],
+        );
+        assert!(
+            again.contains("0 created, 0 updated, 3 unchanged"),
+            "{again}"
+        );
+
+        let table = ok(
+            &data,
+            &[
+                "search", "--kb", "help", "--tenant", "acme", "--k", "2", "how", "long", "does",
+                "delivery", "take",
+            ],
+        );
+        let first = table.lines().nth(1).unwrap_or_default();
+        assert!(
+            first.contains("faq/shipping.txt") && first.contains("three business days"),
+            "{table}"
+        );
+        let json = ok(
+            &data,
+            &[
+                "search", "--kb", "help", "--tenant", "acme", "--mode", "bm25", "--json", "refund",
+            ],
+        );
+        let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+        let r = &v["results"][0];
+        assert_eq!(r["document_id"], "returns.md");
+        assert!(r["text"].as_str().unwrap().contains("<EMAIL_1>"));
+        for field in ["chunk_id", "score", "source"] {
+            assert!(!r[field].is_null(), "{field} missing: {r}");
+        }
+
+        let bad = cli(
+            &data,
+            &["search", "--kb", "nope", "--tenant", "acme", "x"],
+            &[],
+        );
+        assert!(!bad.status.success());
+        assert!(String::from_utf8_lossy(&bad.stderr).contains("does not exist"));
+        let bad = cli(
+            &data,
+            &[
+                "search", "--kb", "help", "--tenant", "acme", "--mode", "fuzzy", "x",
+            ],
+            &[],
+        );
+        assert!(String::from_utf8_lossy(&bad.stderr).contains("--mode"));
+    }
+}
