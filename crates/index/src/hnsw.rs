@@ -520,7 +520,20 @@ impl HnswIndex {
             let chosen = self.select(&k, &found, self.params.m);
             {
                 let _g = locked(&self.stripes[node as usize % STRIPES]);
-                self.set_neighbors(node, lc, &chosen);
+                // Another thread may already have linked itself to this node (a back-link
+                // written while this node was still searching): keep those links, or a
+                // node whose only incoming link came that way becomes unreachable.
+                let earlier: Vec<u32> = self.neighbors(node, lc).to_vec();
+                let mut list = chosen.clone();
+                for e in earlier {
+                    if !list.contains(&e) {
+                        list.push(e);
+                    }
+                }
+                if list.len() > max {
+                    list = self.prune(&k, node, &list, max);
+                }
+                self.set_neighbors(node, lc, &list);
             }
             for &nb in &chosen {
                 let _g = locked(&self.stripes[nb as usize % STRIPES]);

@@ -355,3 +355,36 @@ fn a_parallel_build_finds_what_a_sequential_one_finds() {
         assert_eq!(hnsw.len(), 4_000);
     }
 }
+
+/// Replacing a handful of vectors again and again with a two-thread batch insert: every
+/// live vector must stay reachable. (A back-link written by one thread while the other
+/// was still choosing that node's neighbours used to be overwritten, cutting nodes off.)
+#[test]
+fn parallel_batch_inserts_keep_every_node_reachable() {
+    let mut unreachable = 0;
+    for trial in 0..100u64 {
+        let mut idx = HnswIndex::new(Metric::Cosine, 8, HnswParams::default());
+        let mut next = 0u64;
+        let mut live: Vec<u64> = Vec::new();
+        for round in 0..9u64 {
+            for id in live.drain(..) {
+                idx.remove(id);
+            }
+            let vs: Vec<(u64, Vec<f32>)> = (0..6)
+                .map(|_| {
+                    next += 1;
+                    let v = (0..8u64)
+                        .map(|d| ((next * 31 + d * 7 + trial * 13 + round) % 17) as f32 - 8.0)
+                        .collect();
+                    (next, v)
+                })
+                .collect();
+            let items: Vec<(u64, &[f32])> = vs.iter().map(|(i, v)| (*i, v.as_slice())).collect();
+            idx.upsert_batch(&items, 2).unwrap();
+            live = vs.iter().map(|x| x.0).collect();
+            let hits = idx.search(&[1.0; 8], 20, 96, None).unwrap();
+            unreachable += 6 - hits.len();
+        }
+    }
+    assert_eq!(unreachable, 0);
+}

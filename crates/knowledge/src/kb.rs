@@ -821,9 +821,13 @@ impl KnowledgeBase {
             .filter(|d| d.status != DocStatus::Unchanged)
             .collect();
         if !changed.is_empty() {
+            // Lock order everywhere: state, then database. Holding the state's write
+            // lock across the commit means a search (which reads chunk rows under the
+            // read lock) never ranks old chunks and then finds their rows gone.
+            let mut state = write(&self.state);
             let mut db = lock(&self.db);
             let tx = db.transaction()?;
-            let seq = read(&self.state).seq + 1;
+            let seq = state.seq + 1;
             let mut removed: Vec<u64> = Vec::new();
             let mut added: Vec<(u64, &PreparedDoc, &PreparedChunk)> = Vec::new();
             {
@@ -881,8 +885,7 @@ impl KnowledgeBase {
             tx.commit()?;
             drop(db);
             // Acknowledged from here on: the database holds the change. The indexes
-            // follow under the write lock (rebuilt from the database after a crash).
-            let mut state = write(&self.state);
+            // follow under the same write lock (rebuilt from the database after a crash).
             if state.vectors.is_none() {
                 state.vectors = Some(self.new_vectors(encoder.dim()));
             }
@@ -958,6 +961,7 @@ impl KnowledgeBase {
     /// Removes a document from the database and both indexes; returns whether it existed.
     pub fn remove(&self, id: &str) -> Result<bool, KnowledgeError> {
         let _writer = lock(&self.writer);
+        let mut state = write(&self.state);
         let mut db = lock(&self.db);
         let tx = db.transaction()?;
         let ids: Vec<i64> = tx
@@ -969,14 +973,13 @@ impl KnowledgeBase {
         if n == 0 {
             return Ok(false);
         }
-        let seq = read(&self.state).seq + 1;
+        let seq = state.seq + 1;
         tx.execute(
             "INSERT INTO meta (key, value) VALUES ('seq', ?1) ON CONFLICT(key) DO UPDATE SET value = ?1",
             params![seq.to_string()],
         )?;
         tx.commit()?;
         drop(db);
-        let mut state = write(&self.state);
         for cid in &ids {
             if let Some(v) = state.vectors.as_mut() {
                 v.index_mut().remove(*cid as u64);
@@ -1101,7 +1104,8 @@ impl KnowledgeBase {
             SearchMode::Vector => vector,
             SearchMode::Hybrid => fuse(&keyword, &vector, req.fusion.unwrap_or(self.config.fusion)),
         };
-        drop(state);
+        // The rows are read under the same read lock as the ranking: a concurrent
+        // replacement commits only under the write lock, so every ranked chunk exists.
         if req.rerank && ranked.len() > 1 {
             ranked.truncate(CANDIDATES.max(req.k));
             let vectors = self.embeddings(&ranked.iter().map(|r| r.0).collect::<Vec<_>>())?;
@@ -1112,7 +1116,9 @@ impl KnowledgeBase {
             ranked = mmr(&candidates, req.k, 0.7);
         }
         ranked.truncate(req.k);
-        self.hits(&ranked)
+        let hits = self.hits(&ranked);
+        drop(state);
+        hits
     }
 
     fn embeddings(&self, ids: &[u64]) -> Result<HashMap<u64, Vec<f32>>, KnowledgeError> {
