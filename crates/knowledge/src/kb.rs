@@ -928,17 +928,26 @@ impl KnowledgeBase {
             state.unsaved += removed.len() + added.len();
         }
         report.index_s = t2.elapsed().as_secs_f64();
+        // Chunk counts of unchanged documents: one pass over the chunks, not one per document.
+        let mut unchanged_chunks: HashMap<&str, usize> = prepared
+            .iter()
+            .filter(|d| d.status == DocStatus::Unchanged)
+            .map(|d| (d.id.as_str(), 0))
+            .collect();
+        if !unchanged_chunks.is_empty() {
+            for (info, _) in read(&self.state).chunks.values() {
+                if let Some(n) = unchanged_chunks.get_mut(info.id.as_str()) {
+                    *n += 1;
+                }
+            }
+        }
         report.documents = prepared
             .iter()
             .map(|d| DocOutcome {
                 id: d.id.clone(),
                 status: d.status.clone(),
                 chunks: if d.status == DocStatus::Unchanged {
-                    read(&self.state)
-                        .chunks
-                        .values()
-                        .filter(|(info, _)| info.id == d.id)
-                        .count()
+                    unchanged_chunks.get(d.id.as_str()).copied().unwrap_or(0)
                 } else {
                     d.chunks.len()
                 },
