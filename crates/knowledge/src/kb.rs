@@ -147,6 +147,20 @@ pub struct IngestReport {
     pub index_s: f64,
 }
 
+impl IngestReport {
+    /// Adds another report's documents, counts and times to this one.
+    pub fn absorb(&mut self, r: IngestReport) {
+        self.documents.extend(r.documents);
+        self.chunks_embedded += r.chunks_embedded;
+        self.chunks_cached += r.chunks_cached;
+        self.tokens_embedded += r.tokens_embedded;
+        self.prepare_s += r.prepare_s;
+        self.embed_s += r.embed_s;
+        self.model_s += r.model_s;
+        self.index_s += r.index_s;
+    }
+}
+
 /// Search mode.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -878,10 +892,7 @@ impl KnowledgeBase {
                     }
                 }
             }
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES ('seq', ?1) ON CONFLICT(key) DO UPDATE SET value = ?1",
-                params![seq.to_string()],
-            )?;
+            write_seq(&tx, seq)?;
             tx.commit()?;
             drop(db);
             // Acknowledged from here on: the database holds the change. The indexes
@@ -983,10 +994,7 @@ impl KnowledgeBase {
             return Ok(false);
         }
         let seq = state.seq + 1;
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES ('seq', ?1) ON CONFLICT(key) DO UPDATE SET value = ?1",
-            params![seq.to_string()],
-        )?;
+        write_seq(&tx, seq)?;
         tx.commit()?;
         drop(db);
         for cid in &ids {
@@ -1187,6 +1195,15 @@ impl KnowledgeBase {
         }
         Ok(out)
     }
+}
+
+/// Records the sequence number of a change inside its transaction.
+fn write_seq(tx: &rusqlite::Transaction<'_>, seq: u64) -> Result<(), KnowledgeError> {
+    tx.execute(
+        "INSERT INTO meta (key, value) VALUES ('seq', ?1) ON CONFLICT(key) DO UPDATE SET value = ?1",
+        params![seq.to_string()],
+    )?;
+    Ok(())
 }
 
 fn doc_info(id: &str, language: &str, m: &DocMetadata) -> DocInfo {

@@ -109,14 +109,7 @@ fn ingest_all(
             })
             .collect();
         let r = kb.ingest(docs, guard, b"bench")?;
-        total.documents.extend(r.documents);
-        total.chunks_embedded += r.chunks_embedded;
-        total.chunks_cached += r.chunks_cached;
-        total.tokens_embedded += r.tokens_embedded;
-        total.prepare_s += r.prepare_s;
-        total.embed_s += r.embed_s;
-        total.model_s += r.model_s;
-        total.index_s += r.index_s;
+        total.absorb(r);
         b.inc(batch.len() as u64);
     }
     b.finish_and_clear();

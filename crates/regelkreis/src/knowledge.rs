@@ -184,14 +184,7 @@ pub fn ingest(config: &Config, args: &IngestArgs) -> anyhow::Result<()> {
                 for d in docs {
                     let id = d.id.clone();
                     match kb.ingest(vec![d], guard.as_ref(), &key) {
-                        Ok(r) => {
-                            merged.documents.extend(r.documents);
-                            merged.chunks_embedded += r.chunks_embedded;
-                            merged.chunks_cached += r.chunks_cached;
-                            merged.tokens_embedded += r.tokens_embedded;
-                            merged.embed_s += r.embed_s;
-                            merged.model_s += r.model_s;
-                        }
+                        Ok(r) => merged.absorb(r),
                         Err(e) => failed.push(format!("{id}: {e}")),
                     }
                 }
