@@ -181,7 +181,12 @@ impl KeywordIndex {
     ) -> Result<Vec<(u64, f32)>, KnowledgeError> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for ((lang, _), field) in FIELDS.iter().zip(self.bodies) {
-            let mut analyzer = analyzer(lang)?;
+            // The analysers registered at open (stop-word sets shared), not new ones per query.
+            let mut analyzer = self
+                .index
+                .tokenizers()
+                .get(lang)
+                .ok_or_else(|| err(format!("no analyser registered for {lang}")))?;
             let mut stream = analyzer.token_stream(query);
             let mut seen = HashSet::new();
             while stream.advance() {

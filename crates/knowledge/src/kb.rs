@@ -553,8 +553,9 @@ impl KnowledgeBase {
 
     /// Loads the in-memory metadata and brings both indexes up to the database.
     fn recover(&self) -> Result<(), KnowledgeError> {
-        let db = lock(&self.db);
+        // Same lock order as everywhere else: state, then database.
         let mut state = write(&self.state);
+        let db = lock(&self.db);
         let mut docs = HashMap::new();
         {
             let mut stmt = db.prepare("SELECT id, language, metadata FROM documents")?;
@@ -644,8 +645,8 @@ impl KnowledgeBase {
         state.vectors = vectors;
         state.docs = docs;
         state.chunks = chunks;
-        drop(state);
         drop(db);
+        drop(state);
         if rebuild_vectors {
             self.save_vectors()?;
         }

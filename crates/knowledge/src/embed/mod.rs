@@ -198,9 +198,8 @@ impl Encoder {
     pub fn count_tokens(&self, text: &str) -> usize {
         match &self.tokenizer {
             TextTokenizer::Hf(t) => {
-                // Counting must not truncate: a fresh encode without the truncation
-                // setting would allocate a tokenizer per call, so count words of long
-                // texts in pieces instead.
+                // The tokenizer truncates at `max_tokens`; what it cut off comes back
+                // as overflow pieces, which are counted too.
                 t.encode_fast(text, false).map_or(0, |e| {
                     e.get_ids().len()
                         + e.get_overflowing()
