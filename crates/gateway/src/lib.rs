@@ -454,6 +454,15 @@ impl Gateway {
             })?;
         let key = request_key(&caller.tenant, &body);
         if let Some(hit) = self.cached(&key) {
+            let label = format!("{}/{}", hit.1, hit.2);
+            self.accounts.record(
+                &caller,
+                Reservation::default(),
+                &label,
+                &Usage::default(),
+                Money::ZERO,
+                true,
+            );
             self.emit(CallRecord {
                 caller,
                 requested_model: requested,

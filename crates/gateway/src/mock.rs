@@ -300,6 +300,11 @@ fn sse_response(events: Vec<Bytes>, cut_after: Option<usize>, delay_us: u64) -> 
         (events.into_iter(), 0usize),
         move |(mut it, i)| async move {
             if cut_after == Some(i) {
+                // Let what was sent leave the server's buffer first: a cut mid-way means
+                // the client got the beginning.
+                if i > 0 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
                 return Some((
                     Err(std::io::Error::new(
                         std::io::ErrorKind::ConnectionReset,

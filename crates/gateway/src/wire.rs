@@ -102,19 +102,24 @@ pub fn openai_usage(v: &Value) -> Option<Usage> {
     Some(Usage {
         prompt_tokens: n(u.get("prompt_tokens")),
         cached_tokens: n(u.pointer("/prompt_tokens_details/cached_tokens")),
-        cache_write_tokens: 0,
+        cache_write_tokens: n(u.pointer("/prompt_tokens_details/cache_creation_tokens")),
         completion_tokens: n(u.get("completion_tokens")),
         estimated: false,
     })
 }
 
-/// Usage as an OpenAI `usage` object.
+/// Usage as an OpenAI `usage` object. Prompt-cache writes (Anthropic's
+/// `cache_creation_input_tokens`) go into `prompt_tokens_details.cache_creation_tokens`, a
+/// field OpenAI does not send and its clients ignore.
 pub fn usage_json(u: &Usage) -> Value {
     serde_json::json!({
         "prompt_tokens": u.prompt_tokens,
         "completion_tokens": u.completion_tokens,
         "total_tokens": u.prompt_tokens + u.completion_tokens,
-        "prompt_tokens_details": { "cached_tokens": u.cached_tokens },
+        "prompt_tokens_details": {
+            "cached_tokens": u.cached_tokens,
+            "cache_creation_tokens": u.cache_write_tokens,
+        },
     })
 }
 
