@@ -84,6 +84,27 @@ pub enum EventKind {
         /// The providers tried before this one answered.
         #[serde(default)]
         fallback_path: Vec<String>,
+        /// The API key that made the call.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key_id: Option<String>,
+        /// The model (or alias, or tier) the client asked for.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        requested_model: Option<String>,
+        /// Prompt tokens written to the provider's cache.
+        #[serde(default)]
+        cache_write_tokens: u64,
+        /// The provider reported no usage; the gateway counted the tokens itself.
+        #[serde(default)]
+        estimated: bool,
+        /// Callers that shared one upstream call (the cost is split between them).
+        #[serde(default)]
+        shared_by: u32,
+        /// The answer was streamed.
+        #[serde(default)]
+        stream: bool,
+        /// The stream broke after it started.
+        #[serde(default)]
+        interrupted: bool,
     },
     /// A unit was exposed to an experiment arm or a bandit decision.
     Exposure {
@@ -356,6 +377,13 @@ mod tests {
                         latency_us: lat,
                         cache_hit: hit,
                         fallback_path: vec![],
+                        key_id: None,
+                        requested_model: None,
+                        cache_write_tokens: 0,
+                        estimated: false,
+                        shared_by: 1,
+                        stream: false,
+                        interrupted: false,
                     }
                 }),
             (text(), text(), text()).prop_map(|(experiment, arm, unit)| EventKind::Exposure {

@@ -58,6 +58,13 @@ fn event(tenant: &regelkreis_core::TenantId, i: usize) -> NewEvent {
             latency_us: 1_800,
             cache_hit: i % 3 == 0,
             fallback_path: vec![],
+            key_id: None,
+            requested_model: None,
+            cache_write_tokens: 0,
+            estimated: false,
+            shared_by: 1,
+            stream: false,
+            interrupted: false,
         },
     }
 }

@@ -213,6 +213,11 @@ fn serve(config: Config) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let store = open_store(&config)?;
         let state = regelkreis_server::AppState::new(store, config.server_config()?)?;
+        let replayed = {
+            let state = state.clone();
+            tokio::task::spawn_blocking(move || state.replay_costs()).await??
+        };
+        tracing::info!(calls = replayed, "gateway costs and budgets restored from the event log");
         let listener = tokio::net::TcpListener::bind(config.server.addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.server.addr))?;

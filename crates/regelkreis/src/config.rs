@@ -28,6 +28,8 @@ pub struct Config {
     pub guard: GuardSection,
     /// Knowledge bases.
     pub knowledge: KnowledgeSection,
+    /// The LLM gateway: providers, tiers, aliases, routes, retries, cache, budgets.
+    pub gateway: regelkreis_gateway::GatewayConfig,
 }
 
 /// `[knowledge]`.
@@ -92,6 +94,7 @@ impl Default for Config {
             log: LogSection::default(),
             guard: GuardSection::default(),
             knowledge: KnowledgeSection::default(),
+            gateway: regelkreis_gateway::GatewayConfig::default(),
         }
     }
 }
@@ -217,7 +220,23 @@ impl Config {
             guard_policy,
             knowledge_dir: Some(self.knowledge_dir()),
             models_dir: self.models_dir(),
+            gateway: self.gateway.clone(),
+            prices: self.prices()?,
         })
+    }
+
+    /// The shipped price catalogue with `gateway.prices_file` merged over it.
+    pub fn prices(&self) -> anyhow::Result<regelkreis_gateway::PriceCatalogue> {
+        let mut prices = regelkreis_gateway::PriceCatalogue::builtin();
+        if let Some(path) = &self.gateway.prices_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading gateway.prices_file {}", path.display()))?;
+            prices.merge(
+                regelkreis_gateway::PriceCatalogue::from_toml(&text)
+                    .with_context(|| format!("gateway.prices_file {}", path.display()))?,
+            );
+        }
+        Ok(prices)
     }
 
     /// Where the knowledge bases live: `<data>/knowledge`.

@@ -49,6 +49,10 @@ pub enum ApiError {
     /// A bug or an unexpected failure: 500. The detail is logged, not sent.
     #[error("internal error")]
     Internal(String),
+    /// The LLM gateway's answer: a budget (429), an unknown model (404), a provider that
+    /// refused or failed (its 4xx, 502 or 504).
+    #[error("{0}")]
+    Gateway(#[from] regelkreis_gateway::GatewayError),
 }
 
 impl ApiError {
@@ -68,6 +72,9 @@ impl ApiError {
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Gateway(e) => {
+                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_GATEWAY)
+            }
         }
     }
 
@@ -87,6 +94,7 @@ impl ApiError {
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Conflict(_) => "conflict",
             ApiError::Internal(_) => "internal_error",
+            ApiError::Gateway(e) => e.code(),
         }
     }
 
@@ -99,16 +107,26 @@ impl ApiError {
             ApiError::Timeout(_) | ApiError::Unavailable(_) | ApiError::Internal(_) => {
                 "server_error"
             }
+            ApiError::Gateway(regelkreis_gateway::GatewayError::Budget(_)) => "insufficient_quota",
+            ApiError::Gateway(regelkreis_gateway::GatewayError::ModelNotFound(_)) => {
+                "not_found_error"
+            }
+            ApiError::Gateway(regelkreis_gateway::GatewayError::BadRequest(_)) => {
+                "invalid_request_error"
+            }
+            ApiError::Gateway(_) => "server_error",
+
             _ => "invalid_request_error",
         }
     }
 
     /// Whether the same request may succeed later.
     pub fn retryable(&self) -> bool {
-        matches!(
-            self,
-            ApiError::Timeout(_) | ApiError::Unavailable(_) | ApiError::Conflict(_)
-        )
+        match self {
+            ApiError::Timeout(_) | ApiError::Unavailable(_) | ApiError::Conflict(_) => true,
+            ApiError::Gateway(e) => e.status() >= 500,
+            _ => false,
+        }
     }
 
     /// An error for a bare status produced below the handlers (a rejection, a layer).

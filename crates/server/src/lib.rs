@@ -16,6 +16,7 @@ mod sink;
 
 pub use auth::Principal;
 pub use error::ApiError;
+pub use regelkreis_gateway;
 pub use routes::{catalogue, RouteSpec};
 
 use axum::Router;
@@ -39,6 +40,10 @@ pub struct ServerConfig {
     pub knowledge_dir: Option<std::path::PathBuf>,
     /// Folder of the embedding models.
     pub models_dir: std::path::PathBuf,
+    /// The LLM gateway: providers, tiers, budgets.
+    pub gateway: regelkreis_gateway::GatewayConfig,
+    /// Prices of the gateway's models.
+    pub prices: regelkreis_gateway::PriceCatalogue,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +55,8 @@ impl Default for ServerConfig {
             guard_policy: None,
             knowledge_dir: None,
             models_dir: regelkreis_knowledge::embed::models_dir(),
+            gateway: regelkreis_gateway::GatewayConfig::default(),
+            prices: regelkreis_gateway::PriceCatalogue::builtin(),
         }
     }
 }
@@ -66,15 +73,101 @@ pub struct AppState {
     sink: sink::EventSink,
     guard: Arc<tokio::sync::OnceCell<Arc<regelkreis_guard::Guard>>>,
     knowledge: Arc<std::sync::Mutex<Option<Arc<regelkreis_knowledge::Knowledge>>>>,
+    /// The LLM gateway.
+    pub gateway: Arc<regelkreis_gateway::Gateway>,
+}
+
+/// The server's state could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// A metric could not be registered.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// The gateway's configuration is wrong.
+    #[error("gateway: {0}")]
+    Gateway(#[from] regelkreis_gateway::ConfigError),
+}
+
+/// Embeddings through the knowledge crate's models.
+struct KnowledgeEmbedder {
+    models: regelkreis_knowledge::models::Models,
+}
+
+impl regelkreis_gateway::LocalEmbedder for KnowledgeEmbedder {
+    fn models(&self) -> Vec<String> {
+        ["minilm", "e5"]
+            .into_iter()
+            .filter(|m| self.models.path(m).exists())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn embed(&self, model: &str, texts: &[String]) -> Result<(Vec<Vec<f32>>, u64), String> {
+        let encoder = self.models.get(model).map_err(|e| e.to_string())?;
+        let tokens = texts.iter().map(|t| encoder.count_tokens(t) as u64).sum();
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let vectors = encoder
+            .embed(&refs, regelkreis_knowledge::embed::Role::Passage)
+            .map_err(|e| e.to_string())?;
+        Ok((vectors, tokens))
+    }
+}
+
+/// A gateway call as an event of the log.
+fn call_event(r: &regelkreis_gateway::CallRecord) -> Option<regelkreis_core::NewEvent> {
+    let tenant = regelkreis_core::TenantId::parse(&r.caller.tenant).ok()?;
+    Some(regelkreis_core::NewEvent {
+        tenant,
+        at: regelkreis_core::Timestamp::now(),
+        tags: r.caller.tags.clone(),
+        kind: regelkreis_core::EventKind::ModelCall {
+            provider: r.provider.clone(),
+            model: r.model.clone(),
+            input_tokens: r.usage.prompt_tokens,
+            output_tokens: r.usage.completion_tokens,
+            cached_tokens: r.usage.cached_tokens,
+            cost_micros: r.cost.micros(),
+            latency_us: r.latency_us,
+            cache_hit: r.cache_hit,
+            fallback_path: r.fallback_path.clone(),
+            key_id: Some(r.caller.key.clone()),
+            requested_model: Some(r.requested_model.clone()),
+            cache_write_tokens: r.usage.cache_write_tokens,
+            estimated: r.usage.estimated,
+            shared_by: r.shared_by,
+            stream: r.stream,
+            interrupted: r.interrupted,
+        },
+    })
 }
 
 impl AppState {
     /// State over a store. Spawns the background writer of request events, so it must be
     /// called inside a Tokio runtime.
-    pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> Result<Self, prometheus::Error> {
+    pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> Result<Self, StateError> {
         let metrics = Arc::new(metrics::Metrics::new()?);
         let sink = sink::EventSink::spawn(store.clone(), metrics.clone());
+        let on_call: regelkreis_gateway::OnCall = {
+            let sink = sink.clone();
+            let metrics = metrics.clone();
+            Arc::new(move |r: &regelkreis_gateway::CallRecord| {
+                metrics.observe_llm(r);
+                if let Some(e) = call_event(r) {
+                    sink.push(e);
+                }
+            })
+        };
+        let embedder = Arc::new(KnowledgeEmbedder {
+            models: regelkreis_knowledge::models::Models::new(config.models_dir.clone()),
+        });
+        let gateway = Arc::new(regelkreis_gateway::Gateway::new(
+            config.gateway.clone(),
+            config.prices.clone(),
+            on_call,
+            Some(embedder),
+        )?);
         Ok(AppState {
+            gateway,
             store,
             config: Arc::new(config),
             metrics,
@@ -115,6 +208,73 @@ impl AppState {
         );
         *slot = Some(k.clone());
         Ok(k)
+    }
+
+    /// Reads the gateway calls recorded before this start into its cost roll-ups and
+    /// budgets. Blocking; call once before serving.
+    pub fn replay_costs(&self) -> Result<usize, StoreError> {
+        use regelkreis_core::{EventId, EventKind, EventQuery};
+        let mut n = 0;
+        for t in self.store.tenants()? {
+            let mut after = None;
+            loop {
+                let page = self.store.events(&EventQuery {
+                    tenant: t.id.clone(),
+                    type_name: Some("model_call".into()),
+                    since: None,
+                    until: None,
+                    after,
+                    limit: 10_000,
+                })?;
+                for e in &page {
+                    if let EventKind::ModelCall {
+                        provider,
+                        model,
+                        input_tokens,
+                        output_tokens,
+                        cached_tokens,
+                        cost_micros,
+                        cache_hit,
+                        key_id,
+                        cache_write_tokens,
+                        estimated,
+                        ..
+                    } = &e.kind
+                    {
+                        let caller = regelkreis_gateway::Caller {
+                            tenant: t.id.to_string(),
+                            key: key_id.clone().unwrap_or_default(),
+                            tags: e.tags.clone(),
+                        };
+                        let usage = regelkreis_gateway::Usage {
+                            prompt_tokens: *input_tokens,
+                            cached_tokens: *cached_tokens,
+                            cache_write_tokens: *cache_write_tokens,
+                            completion_tokens: *output_tokens,
+                            estimated: *estimated,
+                        };
+                        let label = if *cache_hit {
+                            model.clone()
+                        } else {
+                            format!("{provider}/{model}")
+                        };
+                        self.gateway.replay(
+                            &caller,
+                            &label,
+                            &usage,
+                            regelkreis_core::Money(*cost_micros),
+                            *cache_hit,
+                        );
+                        n += 1;
+                    }
+                }
+                if page.len() < 10_000 {
+                    break;
+                }
+                after = page.last().map(|e| EventId(e.id.0));
+            }
+        }
+        Ok(n)
     }
 
     /// Queues an event for the store without waiting.

@@ -395,6 +395,18 @@ mod isolation {
                 .collect();
             assert_eq!(ids, vec!["b-doc"], "B's knowledge base is as B left it");
         };
+        let b_chat = json!({"model": "cheap", "metadata": {"campaign": "globex-secret-campaign"},
+            "messages": [{"role": "system", "content": "Globex launches the zeppelin in October."}, {"role": "user", "content": "When does the zeppelin launch?"}]});
+        for body in [
+            b_chat.clone(),
+            b_chat.clone(),
+            json!({"model": "cheap", "messages": [{"role": "user", "content": "globex other"}]}),
+        ] {
+            let (s, resp) = h
+                .call(Method::POST, "/v1/chat/completions", Some(&b), Some(body))
+                .await;
+            assert_eq!(s, StatusCode::OK, "{resp}");
+        }
         let b_bandit_untouched = || async {
             let (_, body) = h
                 .call(Method::GET, "/api/bandits/bandit-only-b", Some(&b), None)
@@ -719,6 +731,50 @@ mod isolation {
                         .await;
                     assert!(s == StatusCode::NOT_FOUND, "{s}");
                     b_kb_untouched().await;
+                }
+                (Method::POST, "/v1/chat/completions") => {
+                    // The very request B made: never answered from B's cache, never
+                    // billed to B.
+                    let mut same = b_chat.clone();
+                    same.as_object_mut().unwrap().remove("metadata");
+                    let (s, body) = h.call(Method::POST, r.path, Some(&a), Some(same)).await;
+                    assert_eq!(s, StatusCode::OK, "{body}");
+                    let (_, costs) = h.call(Method::GET, "/api/costs", Some(&a), None).await;
+                    assert_eq!(costs["total"]["requests"], 1, "{costs}");
+                    assert_eq!(costs["total"]["cache_hits"], 0, "{costs}");
+                    let (_, costs) = h.call(Method::GET, "/api/costs", Some(&b), None).await;
+                    assert_eq!(costs["total"]["requests"], 3, "B's own: {costs}");
+                }
+                (Method::POST, "/v1/embeddings") => {
+                    let (s, body) = h
+                        .call(
+                            Method::POST,
+                            r.path,
+                            Some(&a),
+                            Some(json!({"model": "minilm", "input": "acme"})),
+                        )
+                        .await;
+                    assert_eq!(s, StatusCode::OK, "{body}");
+                    assert_eq!(body["data"][0]["embedding"].as_array().unwrap().len(), 384);
+                }
+                (Method::GET, "/v1/models") => {
+                    let (s, body) = h.call(Method::GET, r.path, Some(&a), None).await;
+                    assert_eq!(s, StatusCode::OK, "{body}");
+                    assert!(!body.to_string().contains("globex"));
+                }
+                (Method::GET, "/api/costs") => {
+                    let (s, body) = h.call(Method::GET, r.path, Some(&a), None).await;
+                    assert_eq!(s, StatusCode::OK, "{body}");
+                    assert!(!body.to_string().contains("globex-secret"), "{body}");
+                    assert!(body["total"]["requests"].as_u64().unwrap() <= 2, "{body}");
+                }
+                (Method::GET, "/api/stats/latency") => {
+                    let (s, body) = h.call(Method::GET, r.path, Some(&a), None).await;
+                    assert_eq!(s, StatusCode::OK, "{body}");
+                    let calls = body["models"]["local/local-extractive"]["calls"]
+                        .as_u64()
+                        .unwrap_or(0);
+                    assert!(calls <= 1, "B's calls leak into A's latency: {body}");
                 }
                 (m, p) => panic!("route {m} {p} has no tenant-isolation case: add one"),
             }

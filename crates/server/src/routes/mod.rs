@@ -6,6 +6,7 @@ mod audit;
 mod bandits;
 mod events;
 mod experiments;
+mod gateway;
 mod guard;
 mod kb;
 mod keys;
@@ -55,6 +56,31 @@ fn api() -> Vec<ApiRoute> {
     use axum::routing::{delete, get, post};
     vec![
         route(Method::GET, "/api/tenant", None, get(keys::whoami)),
+        route(
+            Method::POST,
+            "/v1/chat/completions",
+            Some(Scope::Chat),
+            post(gateway::chat),
+        ),
+        route(
+            Method::POST,
+            "/v1/embeddings",
+            Some(Scope::Chat),
+            post(gateway::embeddings),
+        ),
+        route(Method::GET, "/v1/models", None, get(gateway::models)),
+        route(
+            Method::GET,
+            "/api/costs",
+            Some(Scope::Stats),
+            get(gateway::costs),
+        ),
+        route(
+            Method::GET,
+            "/api/stats/latency",
+            Some(Scope::Stats),
+            get(gateway::latency),
+        ),
         route(
             Method::POST,
             "/api/guard/check",
