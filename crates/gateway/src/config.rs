@@ -97,7 +97,7 @@ impl BudgetScope {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetConfig {
-    /// The tenant id it belongs to.
+    /// The tenant it belongs to: its id, or its name (resolved at start).
     pub tenant: String,
     /// What it limits.
     pub scope: BudgetScope,

@@ -246,7 +246,14 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
 
 /// A virtualenv under `target/` with the given PyPI packages, made on first use.
 pub fn python_env(name: &str, packages: &[&str]) -> anyhow::Result<std::path::PathBuf> {
-    let dir = std::path::Path::new("target").join(name);
+    python_env_at(&std::path::Path::new("target").join(name), packages)
+}
+
+/// A virtualenv in `dir` with the given PyPI packages, made on first use.
+pub fn python_env_at(
+    dir: &std::path::Path,
+    packages: &[&str],
+) -> anyhow::Result<std::path::PathBuf> {
     let python = dir.join("bin").join("python");
     let marker = dir.join(".installed");
     let wanted = packages.join(" ");
@@ -254,7 +261,7 @@ pub fn python_env(name: &str, packages: &[&str]) -> anyhow::Result<std::path::Pa
         eprintln!("installing {wanted} into {} (once)", dir.display());
         let status = std::process::Command::new("python3")
             .args(["-m", "venv"])
-            .arg(&dir)
+            .arg(dir)
             .status()
             .context("python3 is needed for the reference implementation")?;
         anyhow::ensure!(status.success(), "python3 -m venv failed");

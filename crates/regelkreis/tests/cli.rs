@@ -72,6 +72,11 @@ struct Server {
 impl Server {
     /// Starts `serve` on a free port with JSON logs, and waits until it listens.
     fn start(data: &Path) -> Server {
+        Self::start_with(data, &[])
+    }
+
+    /// Like `start`, with more arguments for `serve`.
+    fn start_with(data: &Path, extra: &[&str]) -> Server {
         let mut cmd = Command::new(bin());
         for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("REGELKREIS_")) {
             cmd.env_remove(k);
@@ -79,6 +84,7 @@ impl Server {
         let mut child = cmd
             .args(["serve", "--addr", "127.0.0.1:0", "--data"])
             .arg(data)
+            .args(extra)
             .env("REGELKREIS_LOG__FORMAT", "json")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -1009,5 +1015,120 @@ mod knowledge {
             &[],
         );
         assert!(String::from_utf8_lossy(&bad.stderr).contains("--mode"));
+    }
+}
+
+mod gateway {
+    use super::*;
+
+    /// The mock provider on a free port, served from a thread of its own.
+    fn start_mock() -> String {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                let state = regelkreis_gateway::mock::MockState::new();
+                regelkreis_gateway::mock::serve(listener, state)
+                    .await
+                    .unwrap();
+            });
+        });
+        format!("http://{}", rx.recv().unwrap())
+    }
+
+    fn write_config(dir: &Path, mock: &str) -> PathBuf {
+        std::fs::write(
+            dir.join("prices.toml"),
+            "[mock.\"gpt-a\"]\ninput = \"0.15\"\noutput = \"0.60\"\n[mockant.\"claude-b\"]\ninput = \"3\"\noutput = \"15\"\n",
+        )
+        .unwrap();
+        let config = format!(
+            r#"
+[gateway]
+prices_file = "{prices}"
+
+[[gateway.providers]]
+name = "mock"
+kind = "openai_compatible"
+base_url = "{mock}/v1"
+api_key_env = "MOCK_PROVIDER_KEY"
+price_table = "mock"
+
+[[gateway.providers]]
+name = "mockant"
+kind = "anthropic"
+base_url = "{mock}/v1"
+api_key = "sk-ant-never-logged"
+price_table = "mockant"
+
+[gateway.tiers]
+standard = ["mock/gpt-a", "mockant/claude-b"]
+claude = ["mockant/claude-b"]
+
+[[gateway.budgets]]
+tenant = "acme"
+scope = "campaign"
+name = "tiny"
+limit = "0.000010"
+"#,
+            prices = dir.join("prices.toml").display(),
+        );
+        let path = dir.join("regelkreis.toml");
+        std::fs::write(&path, config).unwrap();
+        path
+    }
+
+    /// The official `openai` Python client (from PyPI) against the gateway: chat,
+    /// streaming (OpenAI and Anthropic upstreams), a stream cut mid-way, embeddings,
+    /// models, a 401, a 429 budget error, a 404.
+    #[test]
+    fn the_openai_python_client_works_unchanged() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let python = regelkreis::bench::python_env_at(
+            &root.join("target").join("venv-openai"),
+            &["openai==3.57.0"],
+        )
+        .unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let mock = start_mock();
+        let config = write_config(data.path(), &mock);
+        let key = key(data.path(), "acme", &["chat", "stats"]);
+        let server = Server::start_with(data.path(), &["--config", config.to_str().unwrap()]);
+        let out = Command::new(python)
+            .arg(root.join("scripts/openai_client_check.py"))
+            .env("RK_BASE", format!("http://{}", server.addr))
+            .env("RK_KEY", &key)
+            .env("RK_MOCK", &mock)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("all ok"),
+            "stdout:\n{stdout}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // The costs the client caused are in the roll-ups, tagged as it tagged them.
+        let costs: serde_json::Value = reqwest::blocking::Client::new()
+            .get(server.url("/api/costs"))
+            .bearer_auth(&key)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        assert_eq!(costs["by_feature"]["pyclient"]["requests"], 1, "{costs}");
+        assert_eq!(
+            costs["by_campaign"]["pyclient-stream"]["requests"], 2,
+            "{costs}"
+        );
+        assert!(
+            costs["total"]["cost_micros"].as_i64().unwrap() > 0,
+            "{costs}"
+        );
     }
 }

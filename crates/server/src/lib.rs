@@ -86,6 +86,9 @@ pub enum StateError {
     /// The gateway's configuration is wrong.
     #[error("gateway: {0}")]
     Gateway(#[from] regelkreis_gateway::ConfigError),
+    /// A budget's tenant could not be resolved.
+    #[error("gateway budget tenant: {0}")]
+    Store(#[from] StoreError),
 }
 
 /// Embeddings through the knowledge crate's models.
@@ -160,8 +163,15 @@ impl AppState {
         let embedder = Arc::new(KnowledgeEmbedder {
             models: regelkreis_knowledge::models::Models::new(config.models_dir.clone()),
         });
+        // Budgets name tenants by id or by name; names are resolved (and created) here.
+        let mut gateway_config = config.gateway.clone();
+        for b in &mut gateway_config.budgets {
+            if regelkreis_core::TenantId::parse(&b.tenant).is_err() {
+                b.tenant = store.ensure_tenant(&b.tenant)?.id.to_string();
+            }
+        }
         let gateway = Arc::new(regelkreis_gateway::Gateway::new(
-            config.gateway.clone(),
+            gateway_config,
             config.prices.clone(),
             on_call,
             Some(embedder),
