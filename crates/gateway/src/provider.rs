@@ -82,6 +82,8 @@ pub enum Upstream {
 pub struct ProviderClient {
     /// Its configuration.
     pub config: ProviderConfig,
+    /// Endpoint URLs, parsed once (`chat`, `messages`, `embeddings`).
+    urls: Option<(reqwest::Url, reqwest::Url)>,
     key: Option<String>,
     http: reqwest::Client,
     timeout: Duration,
@@ -123,13 +125,36 @@ impl ProviderClient {
             .timeout_ms
             .map(Duration::from_millis)
             .unwrap_or(default_timeout);
-        ProviderClient {
+        let mut client = ProviderClient {
             config,
+            urls: None,
             key,
             http,
             timeout,
             idle,
-        }
+        };
+        let chat = match client.config.kind {
+            ProviderKind::Anthropic => "messages",
+            _ => "chat/completions",
+        };
+        let base = client.base().to_owned();
+        client.urls = reqwest::Url::parse(&format!("{base}/{chat}"))
+            .ok()
+            .zip(reqwest::Url::parse(&format!("{base}/embeddings")).ok());
+        client
+    }
+
+    /// The chat (or messages) and embeddings URLs.
+    fn url(&self, embeddings: bool) -> Result<reqwest::Url, UpstreamError> {
+        let (chat, emb) = self.urls.as_ref().ok_or_else(|| UpstreamError::Client {
+            status: 400,
+            message: format!("provider {} has an invalid base_url", self.config.name),
+        })?;
+        Ok(if embeddings {
+            emb.clone()
+        } else {
+            chat.clone()
+        })
     }
 
     /// The name of its price table.
@@ -238,7 +263,7 @@ impl ProviderClient {
             // that did not ask for it.
             upstream["stream_options"] = serde_json::json!({ "include_usage": true });
         }
-        let mut req = self.http.post(format!("{}/chat/completions", self.base()));
+        let mut req = self.http.post(self.url(false)?);
         if let Some(k) = &self.key {
             req = req.bearer_auth(k);
         }
@@ -271,7 +296,7 @@ impl ProviderClient {
             })?;
         let mut req = self
             .http
-            .post(format!("{}/messages", self.base()))
+            .post(self.url(false)?)
             .header("anthropic-version", "2023-06-01");
         if let Some(k) = &self.key {
             req = req.header("x-api-key", k);
@@ -307,7 +332,7 @@ impl ProviderClient {
         }
         let mut upstream = body.clone();
         upstream["model"] = Value::String(model.to_owned());
-        let mut req = self.http.post(format!("{}/embeddings", self.base()));
+        let mut req = self.http.post(self.url(true)?);
         if let Some(k) = &self.key {
             req = req.bearer_auth(k);
         }

@@ -128,6 +128,8 @@ pub enum BenchCommand {
     /// Retrieval quality (nDCG@10, recall@10) of BM25, vector, hybrid and re-ranking on
     /// Debian's package descriptions.
     Retrieval(crate::kb_bench::RetrievalBenchArgs),
+    /// LLM gateway: added latency and throughput beside LiteLLM's proxy, same mock.
+    Gateway(crate::gateway_bench::GatewayBenchArgs),
 }
 
 impl Cli {
@@ -157,6 +159,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Guard(args)) => return crate::guard_bench::run(args),
         Command::Bench(BenchCommand::Ingest(args)) => return crate::kb_bench::ingest(args),
         Command::Bench(BenchCommand::Retrieval(args)) => return crate::kb_bench::retrieval(args),
+        Command::Bench(BenchCommand::Gateway(args)) => return crate::gateway_bench::run(args),
         Command::Guard(cmd) => return crate::guard::run(cmd),
         Command::Models(cmd) => return crate::models::run(cmd),
         Command::Stats(StatsCommand::Ab) => {

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod gateway_bench;
 pub mod guard;
 pub mod guard_bench;
 pub mod kb_bench;

@@ -71,6 +71,7 @@ pub struct AppState {
     /// Prometheus metrics.
     pub metrics: Arc<metrics::Metrics>,
     sink: sink::EventSink,
+    calls: sink::EventSink,
     guard: Arc<tokio::sync::OnceCell<Arc<regelkreis_guard::Guard>>>,
     knowledge: Arc<std::sync::Mutex<Option<Arc<regelkreis_knowledge::Knowledge>>>>,
     /// The LLM gateway.
@@ -150,8 +151,9 @@ impl AppState {
     pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> Result<Self, StateError> {
         let metrics = Arc::new(metrics::Metrics::new()?);
         let sink = sink::EventSink::spawn(store.clone(), metrics.clone());
+        let calls = sink::EventSink::spawn_lossless(store.clone(), metrics.clone());
         let on_call: regelkreis_gateway::OnCall = {
-            let sink = sink.clone();
+            let sink = calls.clone();
             let metrics = metrics.clone();
             Arc::new(move |r: &regelkreis_gateway::CallRecord| {
                 metrics.observe_llm(r);
@@ -182,6 +184,7 @@ impl AppState {
             config: Arc::new(config),
             metrics,
             sink,
+            calls,
             guard: Arc::default(),
             knowledge: Arc::default(),
         })
@@ -334,6 +337,7 @@ impl AppState {
         // Saving vector files is blocking I/O.
         let _ = tokio::task::spawn_blocking(move || state.flush_knowledge()).await;
         self.sink.close().await;
+        self.calls.close().await;
     }
 }
 

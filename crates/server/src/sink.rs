@@ -2,7 +2,8 @@
 //! answered request is queued and written in batches, one transaction per batch. When the
 //! queue is full the event is dropped and counted, so a slow disk cannot stall the API.
 //! Events a client asks to append go through the store directly and are acknowledged only
-//! once committed; this sink is only for the server's own request log.
+//! once committed. Model-call events (they carry cost) use a second writer whose queue
+//! never drops.
 
 use crate::metrics::Metrics;
 use regelkreis_core::NewEvent;
@@ -14,16 +15,47 @@ use tokio::task::JoinHandle;
 const QUEUE: usize = 16_384;
 const BATCH: usize = 1_024;
 
+enum Tx {
+    Bounded(mpsc::Sender<NewEvent>),
+    Unbounded(mpsc::UnboundedSender<NewEvent>),
+}
+
+enum Rx {
+    Bounded(mpsc::Receiver<NewEvent>),
+    Unbounded(mpsc::UnboundedReceiver<NewEvent>),
+}
+
+impl Rx {
+    async fn recv_many(&mut self, buf: &mut Vec<NewEvent>, limit: usize) -> usize {
+        match self {
+            Rx::Bounded(r) => r.recv_many(buf, limit).await,
+            Rx::Unbounded(r) => r.recv_many(buf, limit).await,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub(crate) struct EventSink {
-    tx: Arc<Mutex<Option<mpsc::Sender<NewEvent>>>>,
+    tx: Arc<Mutex<Option<Tx>>>,
     task: Arc<Mutex<Option<JoinHandle<()>>>>,
     metrics: Arc<Metrics>,
 }
 
 impl EventSink {
+    /// A writer whose queue drops events when full (the request log).
     pub(crate) fn spawn(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Self {
-        let (tx, mut rx) = mpsc::channel::<NewEvent>(QUEUE);
+        let (tx, rx) = mpsc::channel::<NewEvent>(QUEUE);
+        Self::start(store, metrics, Tx::Bounded(tx), Rx::Bounded(rx))
+    }
+
+    /// A writer whose queue never drops (model calls: they carry money). A disk slower
+    /// than the calls grows the queue in memory instead.
+    pub(crate) fn spawn_lossless(store: Arc<dyn Store>, metrics: Arc<Metrics>) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel::<NewEvent>();
+        Self::start(store, metrics, Tx::Unbounded(tx), Rx::Unbounded(rx))
+    }
+
+    fn start(store: Arc<dyn Store>, metrics: Arc<Metrics>, tx: Tx, mut rx: Rx) -> Self {
         let m = metrics.clone();
         let task = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
@@ -56,7 +88,11 @@ impl EventSink {
     /// Queues an event without waiting.
     pub(crate) fn push(&self, event: NewEvent) {
         let guard = self.tx.lock().unwrap_or_else(|p| p.into_inner());
-        let sent = guard.as_ref().is_some_and(|tx| tx.try_send(event).is_ok());
+        let sent = match guard.as_ref() {
+            Some(Tx::Bounded(tx)) => tx.try_send(event).is_ok(),
+            Some(Tx::Unbounded(tx)) => tx.send(event).is_ok(),
+            None => false,
+        };
         if !sent {
             self.metrics.events_dropped.inc();
         }
