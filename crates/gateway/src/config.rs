@@ -120,6 +120,22 @@ pub enum StreamFailure {
     Continue,
 }
 
+/// Which guardrails run on the gateway's path (the server's guard policy decides what
+/// each finds and does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuardMode {
+    /// None.
+    Off,
+    /// Before the provider: injection check of user and tool messages (blocked requests
+    /// get a 400) and PII redaction of every message.
+    Input,
+    /// Input, plus after the provider: redacted values restored in the answer (streams
+    /// included) and the answer checked against the brand rules.
+    #[default]
+    Full,
+}
+
 /// The `[gateway]` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -156,6 +172,8 @@ pub struct GatewayConfig {
     pub stream_failure: StreamFailure,
     /// Spending limits.
     pub budgets: Vec<BudgetConfig>,
+    /// Guardrails on the path.
+    pub guard: GuardMode,
     /// A TOML price file merged over the shipped catalogue.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prices_file: Option<std::path::PathBuf>,
@@ -184,6 +202,7 @@ impl Default for GatewayConfig {
             cache_ttl_s: 3_600,
             stream_failure: StreamFailure::Error,
             budgets: Vec::new(),
+            guard: GuardMode::Full,
             prices_file: None,
         }
     }

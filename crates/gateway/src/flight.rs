@@ -133,11 +133,8 @@ mod tests {
         let mut a = Vec::new();
         let mut b = Vec::new();
         for (r, out) in [(&mut early, &mut a), (&mut late, &mut b)] {
-            loop {
-                match r.next().await {
-                    Read::Bytes(x) => out.extend_from_slice(&x),
-                    Read::End(_) => break,
-                }
+            while let Read::Bytes(x) = r.next().await {
+                out.extend_from_slice(&x);
             }
         }
         writer.await.unwrap();

@@ -25,7 +25,7 @@ mod router;
 pub mod wire;
 
 pub use accounts::{share, BudgetExceeded, BudgetState, Caller, CostReport, Totals};
-pub use config::{GatewayConfig, ProviderConfig, ProviderKind};
+pub use config::{GatewayConfig, GuardMode, ProviderConfig, ProviderKind};
 pub use latency::LatencySummary;
 pub use price::{PriceCatalogue, Usage};
 pub use provider::UpstreamError;

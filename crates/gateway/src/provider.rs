@@ -389,15 +389,17 @@ pub struct ChunkSource {
 }
 
 enum Source {
-    Sse {
-        resp: reqwest::Response,
-        parser: SseParser,
-        pending: VecDeque<Value>,
-        idle: Duration,
-        anthropic: Option<anthropic::StreamTranslator>,
-        done: bool,
-    },
+    Sse(Box<SseSource>),
     Local(VecDeque<Value>),
+}
+
+struct SseSource {
+    resp: reqwest::Response,
+    parser: SseParser,
+    pending: VecDeque<Value>,
+    idle: Duration,
+    anthropic: Option<anthropic::StreamTranslator>,
+    done: bool,
 }
 
 /// One item of a chunk stream.
@@ -412,14 +414,14 @@ pub enum StreamItem {
 impl ChunkSource {
     fn sse(resp: reqwest::Response, idle: Duration, anthropic: bool) -> Self {
         ChunkSource {
-            inner: Source::Sse {
+            inner: Source::Sse(Box::new(SseSource {
                 resp,
                 parser: SseParser::default(),
                 pending: VecDeque::new(),
                 idle,
                 anthropic: anthropic.then(|| anthropic::StreamTranslator::new(now_s())),
                 done: false,
-            },
+            })),
         }
     }
 
@@ -434,14 +436,15 @@ impl ChunkSource {
     pub async fn next(&mut self) -> Result<StreamItem, UpstreamError> {
         match &mut self.inner {
             Source::Local(q) => Ok(q.pop_front().map_or(StreamItem::Done, StreamItem::Chunk)),
-            Source::Sse {
-                resp,
-                parser,
-                pending,
-                idle,
-                anthropic,
-                done,
-            } => loop {
+            Source::Sse(sse) => loop {
+                let SseSource {
+                    resp,
+                    parser,
+                    pending,
+                    idle,
+                    anthropic,
+                    done,
+                } = sse.as_mut();
                 if let Some(c) = pending.pop_front() {
                     return Ok(StreamItem::Chunk(c));
                 }

@@ -211,22 +211,28 @@ impl Vault {
 
     /// A restorer for streamed output: tokens split across chunks are held
     /// back until they are complete.
-    pub fn stream(&self) -> StreamRestorer<'_> {
-        StreamRestorer {
-            vault: self,
-            pending: String::new(),
-        }
+    pub fn stream(&self) -> StreamRestorer<&Vault> {
+        StreamRestorer::new(self)
     }
 }
 
-/// Restores tokens in a stream of chunks; see [`Vault::stream`].
+/// Restores tokens in a stream of chunks; see [`Vault::stream`]. `V` is a borrowed or
+/// shared vault (`&Vault`, `Arc<Vault>`), so a restorer can live inside a response stream.
 #[derive(Debug)]
-pub struct StreamRestorer<'a> {
-    vault: &'a Vault,
+pub struct StreamRestorer<V: std::ops::Deref<Target = Vault>> {
+    vault: V,
     pending: String,
 }
 
-impl StreamRestorer<'_> {
+impl<V: std::ops::Deref<Target = Vault>> StreamRestorer<V> {
+    /// A restorer over `vault`.
+    pub fn new(vault: V) -> Self {
+        StreamRestorer {
+            vault,
+            pending: String::new(),
+        }
+    }
+
     /// Feeds one chunk; returns the restored text that is safe to emit now.
     pub fn push(&mut self, chunk: &str) -> String {
         self.pending.push_str(chunk);

@@ -43,6 +43,9 @@ pub enum ApiError {
     /// The resource exists already, or changed under a concurrent write: 409.
     #[error("{0}")]
     Conflict(String),
+    /// A guardrail stopped the request: 400.
+    #[error("{0}")]
+    Blocked(String),
     /// The store is not reachable: 503.
     #[error("{0}")]
     Unavailable(String),
@@ -62,7 +65,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::Blocked(_) => StatusCode::BAD_REQUEST,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -85,6 +88,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "insufficient_scope",
             ApiError::NotFound(_) => "not_found",
             ApiError::BadRequest(_) => "bad_request",
+            ApiError::Blocked(_) => "content_blocked",
             ApiError::Unprocessable(_) => "invalid_body",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::PayloadTooLarge(_) => "payload_too_large",

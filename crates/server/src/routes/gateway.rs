@@ -10,9 +10,15 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use regelkreis_core::Tags;
-use regelkreis_gateway::{Caller, Reply};
+use regelkreis_core::{Tags, Timestamp};
+use regelkreis_gateway::wire::{sse_data, SseParser, DONE};
+use regelkreis_gateway::{Caller, GuardMode, Reply};
+use regelkreis_guard::redact::{StreamRestorer, Vault};
+use regelkreis_guard::{Guard, Source};
+use regelkreis_store::AuditEntry;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Longest tag value accepted.
 const MAX_TAG: usize = 128;
@@ -69,6 +75,279 @@ fn json_response(bytes: Bytes) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
+/// Texts longer than this are scanned on the blocking pool.
+const INLINE_SCAN_BYTES: usize = 16 * 1024;
+
+/// Separates message texts while they are redacted as one (a control character no
+/// detector matches across).
+const SEP: &str = "\n\u{1e}\n";
+
+/// What the input guard found.
+#[derive(Default)]
+struct InputScan {
+    /// The originals behind the tokens, when anything was redacted.
+    vault: Option<Arc<Vault>>,
+    /// Redactions by entity type.
+    redacted: BTreeMap<&'static str, usize>,
+    /// Why the request was blocked.
+    blocked: Option<String>,
+}
+
+/// The injection check of user and tool messages and the redaction of every message, on
+/// the request body in place.
+fn scan_input(guard: &Guard, tenant: &str, body: &mut Value) -> Result<InputScan, ApiError> {
+    let Some(messages) = body.get_mut("messages").and_then(Value::as_array_mut) else {
+        return Ok(InputScan::default());
+    };
+    // (message, part) of every text, and the texts.
+    let mut at: Vec<(usize, Option<usize>)> = Vec::new();
+    let mut texts: Vec<String> = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        let role = m.get("role").and_then(Value::as_str).unwrap_or("");
+        let source = match role {
+            "user" => Some(Source::User),
+            "tool" | "function" => Some(Source::Tool),
+            _ => None,
+        };
+        let mut push = |text: &str, part: Option<usize>| -> Option<String> {
+            if let Some(src) = source {
+                let v = guard.injection(text, src);
+                if v.decision == regelkreis_guard::Decision::Block {
+                    return Some(format!(
+                        "messages[{i}] was blocked by the guard policy as a prompt injection (score {:.2}: {})",
+                        v.score,
+                        v.reasons.join(", ")
+                    ));
+                }
+            }
+            at.push((i, part));
+            texts.push(text.to_owned());
+            None
+        };
+        match m.get("content") {
+            Some(Value::String(t)) => {
+                if let Some(why) = push(t, None) {
+                    return Ok(InputScan {
+                        blocked: Some(why),
+                        ..InputScan::default()
+                    });
+                }
+            }
+            Some(Value::Array(parts)) => {
+                for (j, p) in parts.iter().enumerate() {
+                    if let Some(t) = p.get("text").and_then(Value::as_str) {
+                        if let Some(why) = push(t, Some(j)) {
+                            return Ok(InputScan {
+                                blocked: Some(why),
+                                ..InputScan::default()
+                            });
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if texts.is_empty() {
+        return Ok(InputScan::default());
+    }
+    let joined = texts.join(SEP);
+    let (red, spans) = guard.redact(&joined, &regelkreis_guard::pseudonym_key(tenant));
+    if red.vault.is_empty() {
+        return Ok(InputScan::default());
+    }
+    let parts: Vec<&str> = red.text.split(SEP).collect();
+    if parts.len() != texts.len() {
+        return Err(ApiError::Internal(
+            "redaction crossed a message boundary".into(),
+        ));
+    }
+    for ((i, part), text) in at.into_iter().zip(parts) {
+        let slot = match part {
+            None => &mut messages[i]["content"],
+            Some(j) => &mut messages[i]["content"][j]["text"],
+        };
+        *slot = Value::String(text.to_owned());
+    }
+    let mut redacted = BTreeMap::new();
+    for s in &spans {
+        *redacted.entry(s.entity.name()).or_insert(0) += 1;
+    }
+    Ok(InputScan {
+        vault: Some(Arc::new(red.vault)),
+        redacted,
+        blocked: None,
+    })
+}
+
+async fn audit(state: &AppState, principal: &Principal, action: &str, details: Value) {
+    let entry = AuditEntry {
+        tenant: principal.tenant.clone(),
+        at: Timestamp::now(),
+        actor: principal.key_id.to_string(),
+        action: action.into(),
+        subject: "chat".into(),
+        details: details.to_string(),
+    };
+    if let Err(e) = state.blocking(move |s| s.append_audit(&entry)).await {
+        tracing::error!(error = %e, "guard decision not written to the audit trail");
+    }
+}
+
+/// Runs the input guard as the gateway's guard mode says; the vault for the answer.
+async fn guard_input(
+    state: &AppState,
+    principal: &Principal,
+    body: Value,
+) -> Result<(Value, Option<Arc<Vault>>), ApiError> {
+    if state.config.gateway.guard == GuardMode::Off {
+        return Ok((body, None));
+    }
+    let guard = state.guard().await?;
+    let tenant = principal.tenant.to_string();
+    let size = body.get("messages").map_or(0, |m| m.to_string().len());
+    let (body, scan) = if size <= INLINE_SCAN_BYTES {
+        let mut body = body;
+        let scan = scan_input(&guard, &tenant, &mut body)?;
+        (body, scan)
+    } else {
+        let g = guard.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut body = body;
+            scan_input(&g, &tenant, &mut body).map(|s| (body, s))
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("guard task failed: {e}")))??
+    };
+    let policy = guard.policy();
+    if let Some(why) = scan.blocked {
+        audit(
+            state,
+            principal,
+            "gateway.blocked",
+            json!({"policy": policy.name, "version": policy.version, "reason": "prompt_injection"}),
+        )
+        .await;
+        return Err(ApiError::Blocked(why));
+    }
+    if !scan.redacted.is_empty() {
+        audit(
+            state,
+            principal,
+            "gateway.redacted",
+            json!({"policy": policy.name, "version": policy.version, "pii": scan.redacted}),
+        )
+        .await;
+    }
+    Ok((body, scan.vault))
+}
+
+/// Restores redacted values in a JSON answer and checks it against the brand rules.
+async fn guard_output(
+    state: &AppState,
+    principal: &Principal,
+    bytes: Bytes,
+    vault: Option<&Vault>,
+) -> Result<Response, ApiError> {
+    if state.config.gateway.guard != GuardMode::Full {
+        return Ok(json_response(bytes));
+    }
+    let Ok(mut v) = serde_json::from_slice::<Value>(&bytes) else {
+        return Ok(json_response(bytes));
+    };
+    let guard = state.guard().await?;
+    let mut rules: Vec<String> = Vec::new();
+    let mut changed = false;
+    if let Some(choices) = v.get_mut("choices").and_then(Value::as_array_mut) {
+        for c in choices {
+            if let Some(Value::String(text)) = c.pointer_mut("/message/content") {
+                if let Some(vault) = vault {
+                    let restored = vault.restore(text);
+                    if restored != *text {
+                        *text = restored;
+                        changed = true;
+                    }
+                }
+                rules.extend(guard.violations(text).into_iter().map(|x| x.rule));
+            }
+        }
+    }
+    let bytes = if changed {
+        Bytes::from(v.to_string())
+    } else {
+        bytes
+    };
+    let mut resp = json_response(bytes);
+    if !rules.is_empty() {
+        rules.sort();
+        rules.dedup();
+        let policy = guard.policy();
+        audit(
+            state,
+            principal,
+            "gateway.brand",
+            json!({"policy": policy.name, "version": policy.version, "rules": rules}),
+        )
+        .await;
+        if let Ok(h) = rules.join(",").parse() {
+            resp.headers_mut()
+                .insert("x-regelkreis-brand-violations", h);
+        }
+    }
+    Ok(resp)
+}
+
+/// A streamed answer with redacted values restored across chunk boundaries.
+struct Restoring {
+    inner: regelkreis_gateway::ReplyStream,
+    parser: SseParser,
+    restorer: Option<StreamRestorer<Arc<Vault>>>,
+    last_chunk: Option<Value>,
+}
+
+impl Restoring {
+    async fn next(&mut self) -> Option<Bytes> {
+        if self.restorer.is_none() {
+            return self.inner.next().await;
+        }
+        loop {
+            let b = self.inner.next().await?;
+            let mut out = Vec::new();
+            for ev in self.parser.push(&b) {
+                if ev.data == "[DONE]" {
+                    if let Some(r) = self.restorer.take() {
+                        let rest = r.finish();
+                        if let (false, Some(mut last)) = (rest.is_empty(), self.last_chunk.take()) {
+                            last["choices"] = json!([{"index": 0, "delta": {"content": rest}, "finish_reason": null}]);
+                            last.as_object_mut().map(|m| m.remove("usage"));
+                            out.extend_from_slice(&sse_data(last.to_string().as_bytes()));
+                        }
+                    }
+                    out.extend_from_slice(DONE);
+                    break;
+                }
+                let Ok(mut v) = serde_json::from_str::<Value>(&ev.data) else {
+                    out.extend_from_slice(&sse_data(ev.data.as_bytes()));
+                    continue;
+                };
+                if let (Some(Value::String(t)), Some(r)) = (
+                    v.pointer_mut("/choices/0/delta/content"),
+                    self.restorer.as_mut(),
+                ) {
+                    *t = r.push(t);
+                }
+                out.extend_from_slice(&sse_data(v.to_string().as_bytes()));
+                self.last_chunk = Some(v);
+            }
+            if !out.is_empty() {
+                return Some(Bytes::from(out));
+            }
+            // Nothing complete yet: read on, unless the stream ended.
+            self.restorer.as_ref()?;
+        }
+    }
+}
+
 /// `POST /v1/chat/completions`.
 pub(super) async fn chat(
     State(state): State<AppState>,
@@ -78,10 +357,19 @@ pub(super) async fn chat(
 ) -> Result<Response, ApiError> {
     let body = json_body(&body)?;
     let caller = caller(&principal, &headers, &body)?;
+    let (body, vault) = guard_input(&state, &principal, body).await?;
     match state.gateway.chat(caller, body).await? {
-        Reply::Json(bytes) => Ok(json_response(bytes)),
+        Reply::Json(bytes) => guard_output(&state, &principal, bytes, vault.as_deref()).await,
         Reply::Stream(s) => {
-            let stream = futures_util::stream::unfold(s, |mut s| async move {
+            let restoring = Restoring {
+                inner: s,
+                parser: SseParser::default(),
+                restorer: vault
+                    .filter(|_| state.config.gateway.guard == GuardMode::Full)
+                    .map(StreamRestorer::new),
+                last_chunk: None,
+            };
+            let stream = futures_util::stream::unfold(restoring, |mut s| async move {
                 s.next()
                     .await
                     .map(|b| (Ok::<_, std::convert::Infallible>(b), s))
