@@ -13,9 +13,13 @@ use std::sync::OnceLock;
 pub const BUCKETS_LOG2: u32 = 18;
 const BUCKETS: usize = 1 << BUCKETS_LOG2;
 
-/// The training data the project ships: `crates/guard/data/injection.jsonl`,
-/// made by `scripts/injection_dataset.py` (see `crates/guard/data/README.md`).
-pub const SHIPPED_DATA: &str = include_str!("../data/injection.jsonl");
+/// The training data the project ships: `crates/guard/data/injection.jsonl`, made by
+/// `scripts/injection_dataset.py`, then `injection_questions.jsonl` (short benign user
+/// questions), made by `scripts/injection_questions.py` (see `crates/guard/data/README.md`).
+pub const SHIPPED_DATA: &str = concat!(
+    include_str!("../data/injection.jsonl"),
+    include_str!("../data/injection_questions.jsonl")
+);
 
 /// Where a scanned text came from; retrieved and tool content is scanned for
 /// instructions aimed at the model (indirect injection).
