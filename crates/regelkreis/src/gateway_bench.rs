@@ -4,7 +4,8 @@
 //! The mock provider and our server run in this process (the server exactly as `serve`
 //! runs it: API-key auth, cost accounting, Prometheus metrics, the event log in SQLite);
 //! LiteLLM's proxy (`litellm[proxy]==1.93.0`, installed into `target/venv-litellm`) runs as
-//! its own process with a master key. Every request is distinct, so no cache answers.
+//! its own process with a master key and two workers (one per core, as our server has two
+//! worker threads). Every request is distinct, so no cache answers.
 
 use anyhow::Context;
 use serde_json::json;
@@ -24,6 +25,9 @@ pub struct GatewayBenchArgs {
     /// Seconds of load per target for the throughput figures.
     #[arg(long, default_value_t = 5.0)]
     pub seconds: f64,
+    /// Guardrails on our path: `off`, `input` or `full` (the default, as `serve` runs).
+    #[arg(long, default_value = "full")]
+    pub guard: String,
     /// Leave LiteLLM out (no Python needed).
     #[arg(long)]
     pub no_litellm: bool,
@@ -36,6 +40,7 @@ pub struct GatewayBenchArgs {
 struct Figures {
     target: String,
     p50_us: f64,
+    p95_us: f64,
     p99_us: f64,
     added_p50_us: f64,
     added_p99_us: f64,
@@ -87,7 +92,11 @@ fn pct(sorted: &[u64], q: f64) -> f64 {
     sorted[rank - 1] as f64
 }
 
-async fn latency(client: &reqwest::Client, t: &Target, n: usize) -> anyhow::Result<(f64, f64)> {
+async fn latency(
+    client: &reqwest::Client,
+    t: &Target,
+    n: usize,
+) -> anyhow::Result<(f64, f64, f64)> {
     for _ in 0..(n / 10).max(50) {
         one(client, t).await?;
     }
@@ -98,7 +107,7 @@ async fn latency(client: &reqwest::Client, t: &Target, n: usize) -> anyhow::Resu
         us.push(start.elapsed().as_micros() as u64);
     }
     us.sort_unstable();
-    Ok((pct(&us, 0.50), pct(&us, 0.99)))
+    Ok((pct(&us, 0.50), pct(&us, 0.95), pct(&us, 0.99)))
 }
 
 async fn throughput(
@@ -242,6 +251,12 @@ async fn bench(args: &GatewayBenchArgs) -> anyhow::Result<()> {
     });
     gw.tiers
         .insert("bench".into(), vec!["mock/gpt-4o-mini".into()]);
+    gw.guard = match args.guard.as_str() {
+        "off" => regelkreis_gateway::GuardMode::Off,
+        "input" => regelkreis_gateway::GuardMode::Input,
+        "full" => regelkreis_gateway::GuardMode::Full,
+        other => anyhow::bail!("--guard takes off, input or full, not {other:?}"),
+    };
     let config = regelkreis_server::ServerConfig {
         gateway: gw,
         ..Default::default()
@@ -289,7 +304,7 @@ async fn bench(args: &GatewayBenchArgs) -> anyhow::Result<()> {
     let mut rows: Vec<Figures> = Vec::new();
     for t in targets {
         eprintln!("{}: {} sequential requests", t.name, args.requests);
-        let (p50, p99) = latency(&client, &t, args.requests).await?;
+        let (p50, p95, p99) = latency(&client, &t, args.requests).await?;
         eprintln!(
             "{}: {:.0} s at concurrency {}",
             t.name, args.seconds, args.concurrency
@@ -300,6 +315,7 @@ async fn bench(args: &GatewayBenchArgs) -> anyhow::Result<()> {
         rows.push(Figures {
             target: name,
             p50_us: p50,
+            p95_us: p95,
             p99_us: p99,
             added_p50_us: p50 - base50,
             added_p99_us: p99 - base99,
@@ -350,18 +366,19 @@ async fn bench(args: &GatewayBenchArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "\nconcurrency 1: {} sequential requests; throughput: {} clients for {:.0} s; every request distinct (no cache)\n",
-        args.requests, args.concurrency, args.seconds
+        "\nconcurrency 1: {} sequential requests; throughput: {} clients for {:.0} s; every request distinct (no cache); regelkreis with API-key auth, cost accounting, metrics, request and model-call events in SQLite, guard {}\n",
+        args.requests, args.concurrency, args.seconds, args.guard
     );
     println!(
-        "{:<16} {:>10} {:>10} {:>12} {:>12} {:>12} {:>7}",
-        "target", "p50 µs", "p99 µs", "added p50", "added p99", "req/s", "errors"
+        "{:<16} {:>8} {:>8} {:>8} {:>10} {:>10} {:>10} {:>7}",
+        "target", "p50 µs", "p95 µs", "p99 µs", "added p50", "added p99", "req/s", "errors"
     );
     for r in &rows {
         println!(
-            "{:<16} {:>10.0} {:>10.0} {:>12.0} {:>12.0} {:>12.0} {:>7}",
+            "{:<16} {:>8.0} {:>8.0} {:>8.0} {:>10.0} {:>10.0} {:>10.0} {:>7}",
             r.target,
             r.p50_us,
+            r.p95_us,
             r.p99_us,
             r.added_p50_us,
             r.added_p99_us,

@@ -14,6 +14,9 @@ use tokio::task::JoinHandle;
 
 const QUEUE: usize = 16_384;
 const BATCH: usize = 1_024;
+/// How long the writer waits for more events before it commits a batch that is not full:
+/// under steady traffic one commit (and one fsync) carries many events instead of one.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(5);
 
 enum Tx {
     Bounded(mpsc::Sender<NewEvent>),
@@ -30,6 +33,20 @@ impl Rx {
         match self {
             Rx::Bounded(r) => r.recv_many(buf, limit).await,
             Rx::Unbounded(r) => r.recv_many(buf, limit).await,
+        }
+    }
+
+    /// Takes what is queued now, up to `limit` in `buf`.
+    fn drain(&mut self, buf: &mut Vec<NewEvent>, limit: usize) {
+        while buf.len() < limit {
+            let next = match self {
+                Rx::Bounded(r) => r.try_recv().ok(),
+                Rx::Unbounded(r) => r.try_recv().ok(),
+            };
+            match next {
+                Some(e) => buf.push(e),
+                None => break,
+            }
         }
     }
 }
@@ -60,6 +77,10 @@ impl EventSink {
         let task = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
             while rx.recv_many(&mut batch, BATCH).await > 0 {
+                if batch.len() < BATCH {
+                    tokio::time::sleep(LINGER).await;
+                    rx.drain(&mut batch, BATCH);
+                }
                 let events = std::mem::take(&mut batch);
                 let store = store.clone();
                 let n = events.len() as u64;
