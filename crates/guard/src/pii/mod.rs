@@ -49,11 +49,17 @@ pub enum EntityType {
     VatId,
     /// Passport or identity card number (by context).
     Passport,
+    /// US Social Security or individual taxpayer number (`ddd-dd-dddd`; ITINs, area 9xx,
+    /// are personal too).
+    UsSsn,
+    /// An access credential: AWS access key id, GitHub, Slack, OpenAI, Anthropic, Stripe
+    /// or Google API token.
+    Secret,
 }
 
 impl EntityType {
     /// Every type, in wire-name order of the documentation.
-    pub const ALL: [EntityType; 15] = [
+    pub const ALL: [EntityType; 17] = [
         Self::Email,
         Self::Phone,
         Self::Iban,
@@ -69,6 +75,8 @@ impl EntityType {
         Self::DeHealthInsurance,
         Self::VatId,
         Self::Passport,
+        Self::UsSsn,
+        Self::Secret,
     ];
 
     /// The wire name, e.g. `CREDIT_CARD`.
@@ -89,6 +97,8 @@ impl EntityType {
             Self::DeHealthInsurance => "DE_HEALTH_INSURANCE",
             Self::VatId => "VAT_ID",
             Self::Passport => "PASSPORT",
+            Self::UsSsn => "US_SSN",
+            Self::Secret => "SECRET",
         }
     }
 
@@ -125,6 +135,7 @@ pub struct Finding {
 /// Candidate kinds of the first pass, in the order they are tried at one position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
+    Secret,
     Email,
     Url,
     Iban,
@@ -133,6 +144,7 @@ enum Kind {
     HealthInsurance,
     Card,
     TaxId,
+    UsSsn,
     Ipv4,
     Ipv6,
     Date,
@@ -147,6 +159,12 @@ const EXT: &str = r"(?:[ ]?(?:x|ext\.?|Durchwahl|DW)[ ]?[0-9]{1,6})?";
 fn patterns() -> Vec<(Kind, String)> {
     let months = "Jan(?:uar|uary)?|Feb(?:ruar|ruary)?|M(?:ä|ae)rz|March|Mar|Apr(?:il)?|Mai|May|Jun[ie]?|Jul[iy]?|Aug(?:ust)?|Sep(?:t|tember)?|O[ck]t(?:ober)?|Nov(?:ember)?|De[cz](?:ember)?";
     vec![
+        (
+            Kind::Secret,
+            format!(
+                r"{B}(?:(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{{16}}|gh[pousr]_[A-Za-z0-9]{{36,255}}|github_pat_[A-Za-z0-9_]{{60,255}}|xox[abposr]-[A-Za-z0-9\-]{{10,250}}|sk-ant-[A-Za-z0-9_\-]{{20,250}}|sk-(?:proj-)?[A-Za-z0-9_\-]{{32,250}}|[sr]k_live_[A-Za-z0-9]{{20,250}}|AIza[0-9A-Za-z_\-]{{35}}){B}"
+            ),
+        ),
         (
             Kind::Email,
             format!(
@@ -181,6 +199,10 @@ fn patterns() -> Vec<(Kind, String)> {
         (
             Kind::TaxId,
             format!(r"{B}[1-9][0-9](?:[ ]?[0-9]{{3}}){{3}}{B}"),
+        ),
+        (
+            Kind::UsSsn,
+            format!(r"{B}(?:[0-9]{{3}}-[0-9]{{2}}-[0-9]{{4}}|[0-9]{{3}} [0-9]{{2}} [0-9]{{4}}){B}"),
         ),
         (
             Kind::Ipv4,
@@ -509,6 +531,8 @@ fn windows(text: &str) -> Vec<(usize, usize)> {
             i += 1;
         }
         let end = i;
+        // Long tokens may be credentials, which need not hold a digit.
+        special |= end - start >= 20;
         if digit || special {
             match open.as_mut() {
                 Some((_, last, bridge)) => {
@@ -744,6 +768,8 @@ fn validate(
     let s = &text[start..end];
     let report = |e: EntityType, end: usize, score: f32| Some((Some(e), end, score));
     match kind {
+        Kind::Secret => report(EntityType::Secret, end, 1.0),
+        Kind::UsSsn => checks::us_ssn(s).then_some((Some(EntityType::UsSsn), end, 0.9)),
         Kind::Email => report(EntityType::Email, end, 1.0),
         Kind::Url => {
             let end = trim_end(text, start, end);
@@ -956,6 +982,49 @@ mod tests {
             "{f:?}"
         );
         assert!(f.contains(&(EntityType::Phone, "(731)321-5819")), "{f:?}");
+    }
+
+    #[test]
+    fn us_numbers_and_credentials() {
+        let t = "SSN 536-22-1450, ITIN 912-34-5678, key AKIAIOSFODNN7EXAMPLE, \
+                 token ghp_EXAMPLENOTAREALGITHUBTOKEN0000000000 and xoxb-00000-00000-EXAMPLENOTAREALTOKEN, \
+                 OpenAI sk-proj-abcdefghijklmnopqrstuvwxyz0123456789ABCD.";
+        let f = found(t);
+        for (e, v) in [
+            (EntityType::UsSsn, "536-22-1450"),
+            (EntityType::UsSsn, "912-34-5678"),
+            (EntityType::Secret, "AKIAIOSFODNN7EXAMPLE"),
+            (
+                EntityType::Secret,
+                "ghp_EXAMPLENOTAREALGITHUBTOKEN0000000000",
+            ),
+            (EntityType::Secret, "xoxb-00000-00000-EXAMPLENOTAREALTOKEN"),
+            (
+                EntityType::Secret,
+                "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789ABCD",
+            ),
+        ] {
+            assert!(f.contains(&(e, v)), "{v}: {f:?}");
+        }
+        // Not SSNs: impossible areas, groups and serials, the textbook examples, dates.
+        for t in [
+            "000-12-3456",
+            "666-12-3456",
+            "536-00-1450",
+            "536-22-0000",
+            "123-45-6789",
+            "078-05-1120",
+            "2024-11-28",
+        ] {
+            assert!(
+                !found(t).iter().any(|(e, _)| *e == EntityType::UsSsn),
+                "{t}"
+            );
+        }
+        // Ordinary long words are not credentials.
+        assert!(found("internationalisation-and-localisation-guidelines")
+            .iter()
+            .all(|(e, _)| *e != EntityType::Secret));
     }
 
     #[test]
