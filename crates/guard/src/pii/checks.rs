@@ -365,6 +365,24 @@ pub fn plausible_date(day: u32, month: u32, year: u32) -> bool {
     (1..=dim).contains(&day) && (1900..=2100).contains(&year)
 }
 
+/// A US Social Security or taxpayer number as `ddd-dd-dddd` (or with spaces): area not
+/// 000 or 666, group not 00, serial not 0000, and not the two numbers printed in every
+/// example (123-45-6789, 078-05-1120). Area 9xx stays: those are ITINs, personal too.
+pub fn us_ssn(s: &str) -> bool {
+    let d: Vec<u8> = s
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .map(|b| b - b'0')
+        .collect();
+    if d.len() != 9 {
+        return false;
+    }
+    let num = |r: std::ops::Range<usize>| d[r].iter().fold(0u32, |a, &x| a * 10 + u32::from(x));
+    let (area, group, serial) = (num(0..3), num(3..5), num(5..9));
+    let all = num(0..9);
+    area != 0 && area != 666 && group != 0 && serial != 0 && all != 123_456_789 && all != 78_051_120
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -423,22 +441,4 @@ mod tests {
         assert!(plausible_date(29, 2, 2000));
         assert!(!plausible_date(29, 2, 1900));
     }
-}
-
-/// A US Social Security or taxpayer number as `ddd-dd-dddd` (or with spaces): area not
-/// 000 or 666, group not 00, serial not 0000, and not the two numbers printed in every
-/// example (123-45-6789, 078-05-1120). Area 9xx stays: those are ITINs, personal too.
-pub fn us_ssn(s: &str) -> bool {
-    let d: Vec<u8> = s
-        .bytes()
-        .filter(u8::is_ascii_digit)
-        .map(|b| b - b'0')
-        .collect();
-    if d.len() != 9 {
-        return false;
-    }
-    let num = |r: std::ops::Range<usize>| d[r].iter().fold(0u32, |a, &x| a * 10 + u32::from(x));
-    let (area, group, serial) = (num(0..3), num(3..5), num(5..9));
-    let all = num(0..9);
-    area != 0 && area != 666 && group != 0 && serial != 0 && all != 123_456_789 && all != 78_051_120
 }
