@@ -226,10 +226,11 @@ async fn demo() -> anyhow::Result<()> {
     })
     .await??;
     knowledge(&client, &format!("http://{addr}"), &kb_key).await?;
+    gateway(&client, &format!("http://{addr}"), &chat_key, &stats_key).await?;
 
     let _ = stop_tx.send(());
     server.await??;
-    println!("\n9. server stopped gracefully; request log flushed");
+    println!("\n10. server stopped gracefully; request log flushed");
     let s = store.clone();
     let (report, events) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let acme = s.tenant_by_name("acme")?.context("tenant acme")?;
@@ -391,6 +392,77 @@ async fn guardrails(client: &reqwest::Client, base: &str, key: &str) -> anyhow::
         )
     );
     println!("   redacted before it reaches a model: {redacted}");
+    Ok(())
+}
+
+/// The OpenAI-compatible gateway with the built-in `local` provider: a question whose
+/// context holds an e-mail address (redacted before the provider, restored in the
+/// answer), the same question streamed, then again (a cache hit), and the cost roll-up.
+async fn gateway(
+    client: &reqwest::Client,
+    base: &str,
+    chat_key: &str,
+    stats_key: &str,
+) -> anyhow::Result<()> {
+    println!("\n9. LLM gateway: POST /v1/chat/completions (OpenAI protocol; tier 'cheap' → local/local-extractive, no network)");
+    let body = |stream: bool| {
+        json!({"model": "cheap", "stream": stream, "metadata": {"campaign": "spring-sale"},
+               "messages": [
+                   {"role": "system", "content": "Orders ship within two days. Wholesale questions go to lea.wagner@example.com. Returns are free for 30 days."},
+                   {"role": "user", "content": "Who answers wholesale questions?"}]})
+    };
+    let mut rows = Vec::new();
+    for (what, stream) in [("plain", false), ("streamed", true), ("again", false)] {
+        let started = std::time::Instant::now();
+        let resp = client
+            .post(format!("{base}/v1/chat/completions"))
+            .bearer_auth(chat_key)
+            .header("x-regelkreis-feature", "demo")
+            .json(&body(stream))
+            .send()
+            .await?
+            .error_for_status()?;
+        let text = if stream {
+            let raw = resp.text().await?;
+            let mut p = regelkreis_gateway::wire::SseParser::default();
+            let mut t = String::new();
+            for e in p.push(raw.as_bytes()) {
+                if let Ok(v) = serde_json::from_str::<Value>(&e.data) {
+                    if let Some(piece) = regelkreis_gateway::wire::chunk_text(&v) {
+                        t.push_str(piece);
+                    }
+                }
+            }
+            t
+        } else {
+            let v: Value = resp.json().await?;
+            v["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        };
+        rows.push([
+            what.to_owned(),
+            truncate(&text, 70),
+            format!("{:.1} ms", started.elapsed().as_secs_f64() * 1e3),
+        ]);
+    }
+    print!("{}", table(&["CALL", "ANSWER", "LATENCY"], &rows));
+    println!("   the provider saw <EMAIL_…> in place of the address; the answer has it back");
+    let costs: Value = client
+        .get(format!("{base}/api/costs"))
+        .bearer_auth(stats_key)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let t = &costs["total"];
+    println!(
+        "   GET /api/costs: {} requests, {} from the gateway's cache, {} prompt + {} completion tokens, cost {} (local is free); campaign 'spring-sale': {} requests",
+        t["requests"], t["cache_hits"], t["prompt_tokens"], t["completion_tokens"],
+        t["cost"].as_str().unwrap_or("?"), costs["by_campaign"]["spring-sale"]["requests"]
+    );
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod costs;
 pub mod demo;
 pub mod gateway_bench;
 pub mod guard;

@@ -1130,5 +1130,35 @@ limit = "0.000010"
             costs["total"]["cost_micros"].as_i64().unwrap() > 0,
             "{costs}"
         );
+        // The same roll-ups rebuilt from the event log by the CLI, as a table and as JSON.
+        let config = config.to_str().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let out = ok(
+                data.path(),
+                &["costs", "--tenant", "acme", "--json", "--config", config],
+            );
+            let from_log: serde_json::Value = serde_json::from_str(&out).unwrap();
+            let same = from_log["total"]["requests"] == costs["total"]["requests"];
+            if same || Instant::now() > deadline {
+                assert_eq!(
+                    from_log["total"]["cost_micros"], costs["total"]["cost_micros"],
+                    "{from_log}"
+                );
+                assert_eq!(from_log["by_campaign"], costs["by_campaign"]);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let table = ok(
+            data.path(),
+            &[
+                "costs", "--tenant", "acme", "--by", "campaign", "--config", config,
+            ],
+        );
+        assert!(
+            table.contains("pyclient-stream") && table.contains("total"),
+            "{table}"
+        );
     }
 }
