@@ -158,6 +158,9 @@ pub struct GatewayConfig {
     pub retry_after_max_ms: u64,
     /// Default time to wait for a provider's response head.
     pub timeout_ms: u64,
+    /// The whole of a `/v1` request until its answer starts, retries and fallbacks
+    /// included (other routes have `server.request_timeout_ms`).
+    pub request_timeout_ms: u64,
     /// Longest silence between two chunks of a stream.
     pub stream_idle_timeout_ms: u64,
     /// Consecutive failures that open a provider's circuit.
@@ -195,6 +198,7 @@ impl Default for GatewayConfig {
             backoff_max_ms: 2_000,
             retry_after_max_ms: 5_000,
             timeout_ms: 60_000,
+            request_timeout_ms: 300_000,
             stream_idle_timeout_ms: 30_000,
             breaker_failures: 5,
             breaker_cooldown_ms: 30_000,

@@ -224,6 +224,9 @@ fn serve(config: Config) -> anyhow::Result<()> {
             tokio::task::spawn_blocking(move || state.replay_costs()).await??
         };
         tracing::info!(calls = replayed, "gateway costs and budgets restored from the event log");
+        // The guard trains its injection classifier on first use: do it before the first
+        // request instead of during it.
+        state.guard().await?;
         let listener = tokio::net::TcpListener::bind(config.server.addr)
             .await
             .with_context(|| format!("cannot listen on {}", config.server.addr))?;

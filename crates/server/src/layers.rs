@@ -13,7 +13,6 @@ use regelkreis_core::{EventKind, NewEvent, Tags, Timestamp};
 use std::time::Instant;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tower_http::LatencyUnit;
 
@@ -43,11 +42,24 @@ pub(crate) fn wrap(routes: Router, state: AppState) -> Router {
                 .layer(middleware::from_fn(json_errors))
                 .layer(middleware::from_fn_with_state(state.clone(), header_limit))
                 .layer(middleware::from_fn_with_state(state.clone(), observe))
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::REQUEST_TIMEOUT,
-                    state.config.request_timeout,
-                )),
+                .layer(middleware::from_fn_with_state(state.clone(), deadline)),
         )
+}
+
+/// Answers 408 when a request takes longer than `request_timeout` to be answered (the
+/// body read included); `/v1` model calls get the gateway's longer `request_timeout_ms`,
+/// since retries and fallbacks may rightly take minutes. A stream's own length is not
+/// limited here: the timeout ends when its head is sent.
+async fn deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = if req.uri().path().starts_with("/v1/") {
+        std::time::Duration::from_millis(state.config.gateway.request_timeout_ms)
+    } else {
+        state.config.request_timeout
+    };
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => StatusCode::REQUEST_TIMEOUT.into_response(),
+    }
 }
 
 /// Turns any error response that is not JSON (from axum itself or a tower layer) into the

@@ -1165,8 +1165,8 @@ mod behaviour {
         assert_json_error(s, &b, StatusCode::REQUEST_TIMEOUT, "timeout");
     }
 
-    fn futures_stream(
-        mut rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>,
+    pub(super) fn futures_stream(
+        rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>,
     ) -> impl futures_core::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
         struct S(tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>);
         impl futures_core::Stream for S {
@@ -1178,7 +1178,6 @@ mod behaviour {
                 self.0.poll_recv(cx)
             }
         }
-        let _ = &mut rx;
         S(rx)
     }
 }
@@ -1519,5 +1518,51 @@ mod gateway {
             .to_str()
             .unwrap();
         assert!(flagged.contains("banned_term"), "{flagged}");
+    }
+}
+
+mod gateway_deadline {
+    use super::*;
+
+    /// `/v1` requests get the gateway's own deadline, not the short one of other routes;
+    /// a body that never ends is still cut.
+    #[tokio::test]
+    async fn model_calls_have_their_own_deadline() {
+        let mut config = ServerConfig {
+            request_timeout: std::time::Duration::from_millis(50),
+            ..ServerConfig::default()
+        };
+        config.gateway.request_timeout_ms = 400;
+        // Deadlines only: the guard's first use trains its classifier, which takes longer.
+        config.gateway.guard = regelkreis_gateway::GuardMode::Off;
+        let h = Harness::with_config(config).await;
+        let key = h.key("acme", &[Scope::Chat]);
+        // Longer than the 50 ms of other routes, shorter than 400 ms: answered.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(2);
+        let sender = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+            let body =
+                json!({"model": "cheap", "messages": [{"role": "user", "content": "hello"}]});
+            tx.send(Ok(bytes::Bytes::from(body.to_string())))
+                .await
+                .unwrap();
+        });
+        let req = Request::post("/v1/chat/completions")
+            .header("authorization", format!("Bearer {key}"))
+            .header("content-type", "application/json")
+            .body(Body::from_stream(super::behaviour::futures_stream(rx)))
+            .unwrap();
+        let (s, b) = h.send(req).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        sender.await.unwrap();
+        // A body that never ends: 408 at the gateway's deadline.
+        let (_tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
+        let req = Request::post("/v1/chat/completions")
+            .header("authorization", format!("Bearer {key}"))
+            .header("content-type", "application/json")
+            .body(Body::from_stream(super::behaviour::futures_stream(rx)))
+            .unwrap();
+        let (s, b) = h.send(req).await;
+        assert_json_error(s, &b, StatusCode::REQUEST_TIMEOUT, "timeout");
     }
 }
