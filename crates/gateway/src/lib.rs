@@ -18,7 +18,6 @@ pub mod config;
 mod flight;
 mod latency;
 pub mod local;
-pub mod mock;
 pub mod price;
 mod provider;
 mod router;

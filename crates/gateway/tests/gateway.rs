@@ -13,8 +13,8 @@ use regelkreis_core::{Money, Tags};
 use regelkreis_gateway::config::{
     BudgetConfig, BudgetScope, GatewayConfig, ProviderConfig, ProviderKind,
 };
-use regelkreis_gateway::mock::{self, Fault, MockState};
 use regelkreis_gateway::{CallRecord, Caller, Gateway, GatewayError, PriceCatalogue, Reply};
+use regelkreis_mock_provider::{self as mock, Fault, MockState};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -221,11 +221,11 @@ pub fn run(args: &GatewayBenchArgs) -> anyhow::Result<()> {
 async fn bench(args: &GatewayBenchArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     // The mock provider.
-    let mock_state = regelkreis_gateway::mock::MockState::new();
+    let mock_state = regelkreis_mock_provider::MockState::new();
     mock_state.set_logging(false);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let mock = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(regelkreis_gateway::mock::serve(listener, mock_state));
+    tokio::spawn(regelkreis_mock_provider::serve(listener, mock_state));
 
     // Our server, as `serve` runs it.
     let store: Arc<dyn regelkreis_store::Store> = Arc::new(regelkreis_store::SqliteStore::open(

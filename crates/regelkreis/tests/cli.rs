@@ -1033,8 +1033,8 @@ mod gateway {
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 tx.send(listener.local_addr().unwrap()).unwrap();
-                let state = regelkreis_gateway::mock::MockState::new();
-                regelkreis_gateway::mock::serve(listener, state)
+                let state = regelkreis_mock_provider::MockState::new();
+                regelkreis_mock_provider::serve(listener, state)
                     .await
                     .unwrap();
             });

@@ -8,7 +8,6 @@
 //! by a hash of the messages (at most `max_tokens`); a hash-chosen part of the prompt is
 //! reported as cached.
 
-use crate::price::Usage;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -16,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
+use regelkreis_gateway::price::Usage;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
@@ -217,7 +217,7 @@ struct Answer {
 }
 
 fn text_of(v: &Value) -> String {
-    crate::wire::content_text(v)
+    regelkreis_gateway::wire::content_text(v)
 }
 
 fn answer(system: &str, messages: &[Value], max_tokens: Option<u64>) -> Answer {
@@ -382,7 +382,7 @@ async fn openai_chat(State(s): State<Arc<MockState>>, Json(body): Json<Value>) -
     let chunk = |delta: Value, finish: Option<&str>| {
         let c = json!({"id": id, "object": "chat.completion.chunk", "created": 1_700_000_000u64, "model": model,
                        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
-        crate::wire::sse_data(c.to_string().as_bytes())
+        regelkreis_gateway::wire::sse_data(c.to_string().as_bytes())
     };
     let mut events = vec![chunk(json!({"role": "assistant", "content": ""}), None)];
     for (i, w) in a.words.iter().enumerate() {
@@ -401,9 +401,9 @@ async fn openai_chat(State(s): State<Arc<MockState>>, Json(body): Json<Value>) -
     {
         let c = json!({"id": id, "object": "chat.completion.chunk", "created": 1_700_000_000u64, "model": model,
                        "choices": [], "usage": usage});
-        events.push(crate::wire::sse_data(c.to_string().as_bytes()));
+        events.push(regelkreis_gateway::wire::sse_data(c.to_string().as_bytes()));
     }
-    events.push(Bytes::from_static(crate::wire::DONE));
+    events.push(Bytes::from_static(regelkreis_gateway::wire::DONE));
     let cut = match fault {
         Some(Fault::CutStream { after }) => Some(after),
         _ => {
