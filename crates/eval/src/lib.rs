@@ -8,6 +8,7 @@
 
 pub mod dataset;
 pub mod gate;
+pub mod grounding;
 pub mod metrics;
 pub mod report;
 pub mod text;

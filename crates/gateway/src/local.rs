@@ -1,15 +1,19 @@
 //! The built-in `local` provider: no network, no weights. Its one chat model,
-//! `local-extractive`, is an extractive answerer: it picks, from the conversation's context
-//! (system messages and earlier turns), the sentences that share the most words with the
-//! last user message, and answers with them in their original order. With no context that
-//! overlaps, it says so. Deterministic: the same request gives the same answer.
+//! `local-extractive`, is an extractive answerer. It reads the conversation's context
+//! (system messages, earlier turns; numbered source blocks `[n] …` keep their numbers),
+//! scores each context sentence by the question words it shares, weighted by how rare
+//! each word is in the context, keeps up to three of the best that do not repeat one
+//! another, and answers with them in their original order, each cited as `[n]` when it
+//! came from a numbered source. With no sentence that shares a content word with the
+//! question it says it does not know, in German when the question is German.
+//! Deterministic: the same request gives the same answer.
 
 use crate::price::Usage;
 use crate::provider::{ChunkSource, Upstream, UpstreamError};
 use crate::wire::{content_text, estimate_prompt_tokens, estimate_tokens, usage_json};
 use bytes::Bytes;
 use serde_json::{json, Value};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// The model's name.
 pub const MODEL: &str = "local-extractive";
@@ -17,11 +21,55 @@ pub const MODEL: &str = "local-extractive";
 /// The answer when nothing in the context overlaps the question.
 pub const NO_ANSWER: &str = "I don't know from the given context.";
 
-fn words(s: &str) -> HashSet<String> {
+/// The same in German.
+pub const NO_ANSWER_DE: &str = "Das geht aus den vorliegenden Quellen nicht hervor.";
+
+/// Question words that carry no topic.
+const STOP: &[&str] = &[
+    "what", "which", "who", "whom", "when", "where", "why", "how", "does", "did", "the", "and",
+    "for", "are", "was", "were", "can", "could", "you", "your", "much", "many", "there", "this",
+    "that", "with", "from", "have", "has", "about", "tell", "please", "any", "our",
+    "was", "wie", "wer", "wen", "wem", "wann", "warum", "welche", "welcher", "welches", "gibt",
+    "der", "die", "das", "den", "dem", "des", "und", "ist", "sind", "ich", "mir", "mich",
+    "mein", "meine", "kann", "können", "für", "mit", "von", "bei", "eine", "einen", "ein",
+];
+
+const GERMAN: &[&str] = &[
+    "der", "die", "das", "ist", "wie", "was", "welche", "welcher", "wann", "wo", "wer", "kann",
+    "ich", "und", "nicht", "gibt", "es", "mein", "meine", "kostet", "für", "bei",
+];
+
+/// A light stem for matching: common English and German endings cut from longer words
+/// (`returns` → `return`, `kostet` → `kost`).
+fn stem(w: &str) -> String {
+    if w.chars().count() > 4 {
+        for suffix in ["ing", "ed", "es", "et", "en", "er", "s", "e"] {
+            if let Some(r) = w.strip_suffix(suffix) {
+                if r.chars().count() >= 3 {
+                    return r.to_owned();
+                }
+            }
+        }
+    }
+    w.to_owned()
+}
+
+fn words(s: &str) -> Vec<String> {
     s.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| w.chars().count() > 2)
+        .filter(|w| w.chars().count() > 2 || w.chars().any(|c| c.is_ascii_digit()))
         .map(str::to_lowercase)
+        .filter(|w| !STOP.contains(&w.as_str()))
+        .map(|w| stem(&w))
         .collect()
+}
+
+/// Whether a question reads as German.
+pub fn is_german(question: &str) -> bool {
+    let n = question
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| GERMAN.contains(&w.to_lowercase().as_str()))
+        .count();
+    n >= 1 && !question.to_lowercase().contains(" the ")
 }
 
 fn sentences(text: &str) -> Vec<&str> {
@@ -29,8 +77,7 @@ fn sentences(text: &str) -> Vec<&str> {
     let mut start = 0;
     let b = text.as_bytes();
     for (i, &c) in b.iter().enumerate() {
-        let end = matches!(c, b'.' | b'!' | b'?')
-            && b.get(i + 1).is_none_or(|n| n.is_ascii_whitespace())
+        let end = matches!(c, b'.' | b'!' | b'?') && b.get(i + 1).is_none_or(|n| n.is_ascii_whitespace())
             || c == b'\n';
         if end {
             let s = text[start..=i].trim();
@@ -47,40 +94,133 @@ fn sentences(text: &str) -> Vec<&str> {
     out
 }
 
+/// Splits a context text into blocks, each with its source number when it starts with
+/// `[n]` on a line of its own or before text.
+fn blocks(text: &str) -> Vec<(Option<usize>, String)> {
+    let mut out: Vec<(Option<usize>, String)> = vec![(None, String::new())];
+    for line in text.lines() {
+        let t = line.trim_start();
+        let marker = t.strip_prefix('[').and_then(|r| {
+            let close = r.find(']')?;
+            r[..close].trim().parse::<usize>().ok().map(|n| (n, &r[close + 1..]))
+        });
+        match marker {
+            Some((n, rest)) => out.push((Some(n), rest.trim().to_owned())),
+            None => {
+                if let Some(last) = out.last_mut() {
+                    if !last.1.is_empty() {
+                        last.1.push('\n');
+                    }
+                    last.1.push_str(line);
+                }
+            }
+        }
+    }
+    out.retain(|(_, t)| !t.trim().is_empty());
+    out
+}
+
+struct Candidate {
+    text: String,
+    source: Option<usize>,
+    words: HashSet<String>,
+}
+
 /// The answer text for a chat request's messages.
 pub fn answer(messages: &[Value]) -> String {
     let Some(last_user) = messages.iter().rposition(|m| m["role"] == "user") else {
         return NO_ANSWER.to_owned();
     };
     let question = content_text(&messages[last_user]["content"]);
-    let q = words(&question);
-    let context: Vec<String> = messages
-        .iter()
-        .enumerate()
-        .filter(|(i, m)| *i != last_user && m["role"] != "assistant")
-        .map(|(_, m)| content_text(&m["content"]))
-        .collect();
-    let mut scored: Vec<(usize, usize, &str)> = Vec::new();
-    let mut n = 0;
-    for c in &context {
-        for s in sentences(c) {
-            let overlap = words(s).intersection(&q).count();
-            if overlap > 0 {
-                scored.push((overlap, n, s));
+    let abstain = if is_german(&question) { NO_ANSWER_DE } else { NO_ANSWER };
+    let q: HashSet<String> = words(&question).into_iter().collect();
+    let mut candidates: Vec<Candidate> = Vec::new();
+    for (i, m) in messages.iter().enumerate() {
+        if i == last_user || m["role"] == "assistant" {
+            continue;
+        }
+        for (source, block) in blocks(&content_text(&m["content"])) {
+            for s in sentences(&block) {
+                candidates.push(Candidate {
+                    text: s.to_owned(),
+                    source,
+                    words: words(s).into_iter().collect(),
+                });
             }
-            n += 1;
         }
     }
-    if scored.is_empty() {
-        return NO_ANSWER.to_owned();
+    // Rare words weigh more: ln(1 + N / df).
+    let mut df: HashMap<&str, usize> = HashMap::new();
+    for c in &candidates {
+        for w in &c.words {
+            *df.entry(w.as_str()).or_default() += 1;
+        }
     }
-    scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    let mut best: Vec<(usize, &str)> = scored.iter().take(2).map(|&(_, i, s)| (i, s)).collect();
-    best.sort_unstable();
-    best.into_iter()
-        .map(|(_, s)| s)
+    let n = candidates.len().max(1) as f64;
+    let weight = |w: &str| (1.0 + n / df.get(w).copied().unwrap_or(1) as f64).ln();
+    // Greedy coverage: each pick must add question words the earlier picks lack, worth at
+    // least a third of the best sentence's score; near-repeats of a pick are skipped.
+    let mut covered: HashSet<String> = HashSet::new();
+    let mut chosen: Vec<usize> = Vec::new();
+    let mut top = 0.0;
+    while chosen.len() < 3 {
+        let best = candidates
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !chosen.contains(i))
+            .filter(|(_, c)| {
+                !chosen.iter().any(|&j| {
+                    let o = &candidates[j].words;
+                    let inter = o.intersection(&c.words).count() as f64;
+                    let union = o.union(&c.words).count().max(1) as f64;
+                    inter / union > 0.6
+                })
+            })
+            .map(|(i, c)| {
+                let gain: f64 = c
+                    .words
+                    .intersection(&q)
+                    .filter(|w| !covered.contains(*w))
+                    .map(|w| weight(w))
+                    .sum();
+                (gain, i)
+            })
+            .filter(|(g, _)| *g > 0.0)
+            .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)));
+        let Some((gain, i)) = best else { break };
+        if chosen.is_empty() {
+            top = gain;
+        } else if gain < top / 3.0 {
+            break;
+        }
+        covered.extend(candidates[i].words.intersection(&q).cloned());
+        chosen.push(i);
+    }
+    if chosen.is_empty() {
+        return abstain.to_owned();
+    }
+    chosen.sort_unstable();
+    chosen
+        .into_iter()
+        .map(|i| {
+            let c = &candidates[i];
+            match c.source {
+                Some(n) => cite(&c.text, n),
+                None => c.text.clone(),
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// `Returns are free [2].` from `Returns are free.` and 2.
+fn cite(sentence: &str, n: usize) -> String {
+    match sentence.char_indices().last() {
+        Some((i, c)) if matches!(c, '.' | '!' | '?') => {
+            format!("{} [{n}]{c}", sentence[..i].trim_end())
+        }
+        _ => format!("{sentence} [{n}]"),
+    }
 }
 
 fn created() -> u64 {
@@ -168,6 +308,21 @@ mod tests {
             json!({"role": "user", "content": "What colour is the sky?"}),
         ];
         assert_eq!(answer(&none), NO_ANSWER);
+        let de = vec![json!({"role": "user", "content": "Wie spät ist es auf dem Mars?"})];
+        assert_eq!(answer(&de), NO_ANSWER_DE);
         assert_eq!(answer(&[]), NO_ANSWER);
+    }
+
+    #[test]
+    fn numbered_sources_are_cited_and_repeats_skipped() {
+        let msgs = vec![
+            json!({"role": "system", "content": "Answer from the sources."}),
+            json!({"role": "user", "content": "Sources:\n[1] The Aurora kettle costs 49 euros. It holds 1.7 litres.\n[2] The Aurora kettle costs 49 euros in every shop.\n[3] Returns are free within 30 days."}),
+            json!({"role": "user", "content": "What does the Aurora kettle cost, and can I return it?"}),
+        ];
+        let a = answer(&msgs);
+        assert!(a.contains("costs 49 euros [1]."), "{a}");
+        assert!(a.contains("Returns are free within 30 days [3]."), "{a}");
+        assert!(!a.contains("[2]"), "the near-duplicate is skipped: {a}");
     }
 }
