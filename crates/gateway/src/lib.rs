@@ -211,8 +211,8 @@ pub struct ConfigError(String);
 
 /// A chat answer.
 pub enum Reply {
-    /// A JSON chat completion.
-    Json(Bytes),
+    /// A JSON chat completion, and the call that made it (`None` for a cache hit).
+    Json(Bytes, Option<CallSummary>),
     /// Server-sent events.
     Stream(ReplyStream),
 }
@@ -483,7 +483,7 @@ impl Gateway {
                     reader: None,
                 })
             } else {
-                Reply::Json(hit.0)
+                Reply::Json(hit.0, None)
             });
         }
         // The largest plausible cost: the estimated prompt plus the completion limit at
@@ -553,7 +553,7 @@ impl Gateway {
             if let Read::End(end) = reader.next().await {
                 return match end.as_ref() {
                     Err(e) => Err(e.clone()),
-                    Ok(_) => Ok(Reply::Json(flight.bytes())),
+                    Ok(summary) => Ok(Reply::Json(flight.bytes(), Some(summary.clone()))),
                 };
             }
         }

@@ -28,10 +28,10 @@ pub const NO_ANSWER_DE: &str = "Das geht aus den vorliegenden Quellen nicht herv
 const STOP: &[&str] = &[
     "what", "which", "who", "whom", "when", "where", "why", "how", "does", "did", "the", "and",
     "for", "are", "was", "were", "can", "could", "you", "your", "much", "many", "there", "this",
-    "that", "with", "from", "have", "has", "about", "tell", "please", "any", "our",
-    "was", "wie", "wer", "wen", "wem", "wann", "warum", "welche", "welcher", "welches", "gibt",
-    "der", "die", "das", "den", "dem", "des", "und", "ist", "sind", "ich", "mir", "mich",
-    "mein", "meine", "kann", "können", "für", "mit", "von", "bei", "eine", "einen", "ein",
+    "that", "with", "from", "have", "has", "about", "tell", "please", "any", "our", "was", "wie",
+    "wer", "wen", "wem", "wann", "warum", "welche", "welcher", "welches", "gibt", "der", "die",
+    "das", "den", "dem", "des", "und", "ist", "sind", "ich", "mir", "mich", "mein", "meine",
+    "kann", "können", "für", "mit", "von", "bei", "eine", "einen", "ein",
 ];
 
 const GERMAN: &[&str] = &[
@@ -77,7 +77,8 @@ fn sentences(text: &str) -> Vec<&str> {
     let mut start = 0;
     let b = text.as_bytes();
     for (i, &c) in b.iter().enumerate() {
-        let end = matches!(c, b'.' | b'!' | b'?') && b.get(i + 1).is_none_or(|n| n.is_ascii_whitespace())
+        let end = matches!(c, b'.' | b'!' | b'?')
+            && b.get(i + 1).is_none_or(|n| n.is_ascii_whitespace())
             || c == b'\n';
         if end {
             let s = text[start..=i].trim();
@@ -102,7 +103,11 @@ fn blocks(text: &str) -> Vec<(Option<usize>, String)> {
         let t = line.trim_start();
         let marker = t.strip_prefix('[').and_then(|r| {
             let close = r.find(']')?;
-            r[..close].trim().parse::<usize>().ok().map(|n| (n, &r[close + 1..]))
+            r[..close]
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .map(|n| (n, &r[close + 1..]))
         });
         match marker {
             Some((n, rest)) => out.push((Some(n), rest.trim().to_owned())),
@@ -132,7 +137,11 @@ pub fn answer(messages: &[Value]) -> String {
         return NO_ANSWER.to_owned();
     };
     let question = content_text(&messages[last_user]["content"]);
-    let abstain = if is_german(&question) { NO_ANSWER_DE } else { NO_ANSWER };
+    let abstain = if is_german(&question) {
+        NO_ANSWER_DE
+    } else {
+        NO_ANSWER
+    };
     let q: HashSet<String> = words(&question).into_iter().collect();
     let mut candidates: Vec<Candidate> = Vec::new();
     for (i, m) in messages.iter().enumerate() {

@@ -128,7 +128,7 @@ fn req(model: &str, text: &str, stream: bool) -> Value {
 
 async fn collect(reply: Reply) -> Vec<u8> {
     match reply {
-        Reply::Json(b) => b.to_vec(),
+        Reply::Json(b, _) => b.to_vec(),
         Reply::Stream(mut s) => {
             let mut out = Vec::new();
             while let Some(b) = s.next().await {

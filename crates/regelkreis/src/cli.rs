@@ -61,6 +61,8 @@ pub enum Command {
     Ingest(crate::knowledge::IngestArgs),
     /// Search a knowledge base.
     Search(crate::knowledge::SearchArgs),
+    /// Answer a question from a knowledge base, with citations, or abstain.
+    Ask(crate::knowledge::AskArgs),
     /// Gateway costs of a tenant from the event log, per feature, campaign, key or model.
     Costs(crate::costs::CostsArgs),
 }
@@ -191,6 +193,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(AuditCommand::Verify) => audit_verify(open_store(&config)?.as_ref()),
         Command::Ingest(args) => crate::knowledge::ingest(&config, &args),
         Command::Search(args) => crate::knowledge::search(&config, &args),
+        Command::Ask(args) => crate::knowledge::ask(&config, &args),
         Command::Costs(args) => crate::costs::run(&config, &args),
         Command::Demo
         | Command::Bench(_)

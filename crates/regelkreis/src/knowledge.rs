@@ -289,3 +289,94 @@ fn truncate(s: &str, n: usize) -> String {
         t
     }
 }
+
+/// `regelkreis ask`.
+#[derive(Debug, clap::Args)]
+pub struct AskArgs {
+    /// The question.
+    #[arg(required = true)]
+    pub question: Vec<String>,
+    /// Knowledge base name.
+    #[arg(long)]
+    pub kb: String,
+    /// Tenant name.
+    #[arg(long, default_value = "default")]
+    pub tenant: String,
+    /// Model, alias or tier (routed by the gateway configuration).
+    #[arg(long, default_value = "cheap")]
+    pub model: String,
+    /// Chunks retrieved as sources.
+    #[arg(long, default_value_t = 6)]
+    pub k: usize,
+    /// Print the whole answer as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs `ask`: the same answer path as `POST /api/kb/{kb}/answer`, in process.
+pub fn ask(config: &Config, args: &AskArgs) -> anyhow::Result<()> {
+    let tenant = tenant_id(config, &args.tenant, false)?;
+    let store = crate::cli::open_store(config)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let answer = rt.block_on(async {
+        let state = regelkreis_server::AppState::new(store, config.server_config()?)?;
+        let principal = regelkreis_server::Principal {
+            tenant: regelkreis_core::TenantId::parse(&tenant)?,
+            key_id: regelkreis_core::KeyId::from_random([0; 8]),
+            scopes: regelkreis_core::Scopes::new([
+                regelkreis_core::Scope::Chat,
+                regelkreis_core::Scope::KbRead,
+            ]),
+        };
+        let req = regelkreis_server::answer::AnswerRequest {
+            question: args.question.join(" "),
+            k: args.k,
+            model: args.model.clone(),
+            filter: Default::default(),
+            min_support: 0.8,
+        };
+        let a = regelkreis_server::answer::answer(&state, &principal, &args.kb, req)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"));
+        state.flush().await;
+        a
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string(&answer)?);
+        return Ok(());
+    }
+    println!("{}\n", answer.answer);
+    if let Some(r) = &answer.reason {
+        println!("(abstained: {r})");
+    }
+    for c in &answer.citations {
+        println!(
+            "[{}] {} (chunk {}, characters {}–{}): \"{}\"",
+            c.n,
+            c.title.as_deref().unwrap_or(&c.document_id),
+            c.chunk_id,
+            c.start,
+            c.end,
+            c.quote
+        );
+    }
+    println!(
+        "\nconfidence {:.2} · model {} · cost {} · {:.0} ms{}",
+        answer.confidence,
+        answer.model,
+        regelkreis_core::Money(answer.cost_micros),
+        answer.latency_ms,
+        if answer.flagged_sources.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " · {} source(s) left out by the injection check",
+                answer.flagged_sources.len()
+            )
+        }
+    );
+    Ok(())
+}

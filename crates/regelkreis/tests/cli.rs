@@ -1162,3 +1162,73 @@ limit = "0.000010"
         );
     }
 }
+
+mod ask {
+    use super::*;
+
+    /// `regelkreis ask` runs the answer path in process: cited, or declined.
+    #[test]
+    fn ask_cites_or_abstains() {
+        let data = tempfile::tempdir().unwrap();
+        let docs = data.path().join("docs");
+        std::fs::create_dir_all(&docs).unwrap();
+        std::fs::write(
+            docs.join("kettle.md"),
+            "# Aurora kettle\n\nThe Aurora kettle costs 49 euros. It holds 1.7 litres.\n\n## Warranty\n\nThe warranty lasts two years from the date of purchase.\n",
+        )
+        .unwrap();
+        ok(
+            data.path(),
+            &[
+                "ingest",
+                docs.to_str().unwrap(),
+                "--kb",
+                "help",
+                "--model",
+                "minilm",
+            ],
+        );
+        let out = ok(
+            data.path(),
+            &[
+                "ask",
+                "--kb",
+                "help",
+                "--json",
+                "How long is the warranty of the Aurora kettle?",
+            ],
+        );
+        let a: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(a["abstained"], false, "{a}");
+        assert!(
+            a["answer"]
+                .as_str()
+                .unwrap()
+                .contains("two years from the date of purchase [1]."),
+            "{a}"
+        );
+        assert_eq!(a["citations"][0]["document_id"], "kettle.md", "{a}");
+        let out = ok(
+            data.path(),
+            &["ask", "--kb", "help", "--json", "Who founded the company?"],
+        );
+        let a: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(a["abstained"], true, "{a}");
+        let table = ok(
+            data.path(),
+            &["ask", "--kb", "help", "What does the Aurora kettle cost?"],
+        );
+        assert!(
+            table.contains("49 euros") && table.contains("confidence"),
+            "{table}"
+        );
+        // An unknown base is a clear error, not a panic.
+        let out = cli(data.path(), &["ask", "--kb", "nope", "anything"], &[]);
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("nope"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -6,6 +6,7 @@
 //! **Invariant:** every `/api` and `/v1` route is listed in [`routes::catalogue`] with the
 //! scope it needs; the router is built from that list, so no route can skip its check.
 
+pub mod answer;
 mod auth;
 mod error;
 mod extract;

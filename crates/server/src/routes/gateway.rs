@@ -359,7 +359,7 @@ pub(super) async fn chat(
     let caller = caller(&principal, &headers, &body)?;
     let (body, vault) = guard_input(&state, &principal, body).await?;
     match state.gateway.chat(caller, body).await? {
-        Reply::Json(bytes) => guard_output(&state, &principal, bytes, vault.as_deref()).await,
+        Reply::Json(bytes, _) => guard_output(&state, &principal, bytes, vault.as_deref()).await,
         Reply::Stream(s) => {
             let restoring = Restoring {
                 inner: s,

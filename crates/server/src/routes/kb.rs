@@ -139,7 +139,7 @@ async fn multipart_documents(mut form: Multipart) -> Result<Vec<NewDocument>, Ap
     }])
 }
 
-async fn open_kb(
+pub(crate) async fn open_kb(
     state: &AppState,
     principal: &Principal,
     kb: &str,
@@ -274,5 +274,22 @@ pub(super) async fn list(
     let knowledge = state.knowledge()?;
     Ok(Json(
         json!({ "knowledge_bases": knowledge.list(principal.tenant.as_str()) }),
+    ))
+}
+
+/// `POST /api/kb/{kb}/answer`: a grounded answer with citations, or an abstention.
+/// Needs `chat` (it calls a model) and `kb:read` (it reads the base).
+pub(super) async fn answer(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(kb_name): ApiPath<String>,
+    ApiJson(req): ApiJson<crate::answer::AnswerRequest>,
+) -> Result<Json<Value>, ApiError> {
+    if !principal.scopes.allows(regelkreis_core::Scope::KbRead) {
+        return Err(ApiError::Forbidden(regelkreis_core::Scope::KbRead));
+    }
+    let a = crate::answer::answer(&state, &principal, &kb_name, req).await?;
+    Ok(Json(
+        serde_json::to_value(&a).map_err(|e| ApiError::Internal(e.to_string()))?,
     ))
 }

@@ -18,6 +18,7 @@ use axum::http::Method;
 use axum::middleware;
 use axum::routing::MethodRouter;
 use axum::Router;
+pub(crate) use kb::open_kb;
 use regelkreis_core::Scope;
 
 /// One authenticated route.
@@ -195,6 +196,12 @@ fn api() -> Vec<ApiRoute> {
             "/api/kb/{kb}/search",
             Some(Scope::KbRead),
             post(kb::search),
+        ),
+        route(
+            Method::POST,
+            "/api/kb/{kb}/answer",
+            Some(Scope::Chat),
+            post(kb::answer),
         ),
         route(
             Method::POST,
