@@ -26,12 +26,118 @@ pub const NO_ANSWER_DE: &str = "Das geht aus den vorliegenden Quellen nicht herv
 
 /// Question words that carry no topic.
 const STOP: &[&str] = &[
-    "what", "which", "who", "whom", "when", "where", "why", "how", "does", "did", "the", "and",
-    "for", "are", "was", "were", "can", "could", "you", "your", "much", "many", "there", "this",
-    "that", "with", "from", "have", "has", "about", "tell", "please", "any", "our", "was", "wie",
-    "wer", "wen", "wem", "wann", "warum", "welche", "welcher", "welches", "gibt", "der", "die",
-    "das", "den", "dem", "des", "und", "ist", "sind", "ich", "mir", "mich", "mein", "meine",
-    "kann", "können", "für", "mit", "von", "bei", "eine", "einen", "ein",
+    "what",
+    "which",
+    "who",
+    "whom",
+    "when",
+    "where",
+    "why",
+    "how",
+    "does",
+    "did",
+    "the",
+    "and",
+    "for",
+    "are",
+    "was",
+    "were",
+    "can",
+    "could",
+    "you",
+    "your",
+    "much",
+    "many",
+    "there",
+    "this",
+    "that",
+    "with",
+    "from",
+    "have",
+    "has",
+    "about",
+    "tell",
+    "please",
+    "any",
+    "our",
+    "was",
+    "wie",
+    "wer",
+    "wen",
+    "wem",
+    "wann",
+    "warum",
+    "welche",
+    "welcher",
+    "welches",
+    "gibt",
+    "der",
+    "die",
+    "das",
+    "den",
+    "dem",
+    "des",
+    "und",
+    "ist",
+    "sind",
+    "ich",
+    "mir",
+    "mich",
+    "mein",
+    "meine",
+    "kann",
+    "können",
+    "für",
+    "mit",
+    "von",
+    "bei",
+    "eine",
+    "einen",
+    "ein",
+    // Generic words a question uses without naming what it asks about.
+    "need",
+    "use",
+    "get",
+    "available",
+    "long",
+    "often",
+    "quickly",
+    "take",
+    "takes",
+    "will",
+    "should",
+    "would",
+    "their",
+    "they",
+    "its",
+    "into",
+    "also",
+    "still",
+    "know",
+    "want",
+    "like",
+    "give",
+    "some",
+    "nordlicht",
+    "lange",
+    "welchen",
+    "welchem",
+    "innerhalb",
+    "woraus",
+    "besteht",
+    "gilt",
+    "handle",
+    "handles",
+    "explain",
+    "describe",
+    "mean",
+    "means",
+    "say",
+    "says",
+    "work",
+    "works",
+    "happen",
+    "happens",
 ];
 
 const GERMAN: &[&str] = &[
@@ -127,9 +233,17 @@ fn blocks(text: &str) -> Vec<(Option<usize>, String)> {
 
 struct Candidate {
     text: String,
+    /// The numbered source, when the sentence came from one.
     source: Option<usize>,
+    /// Index of its block (a source, or one context message).
+    block: usize,
     words: HashSet<String>,
+    /// Its words and those of its source's section line: what it is about.
+    about: HashSet<String>,
 }
+
+/// The section line a source may start with (`Section: Warranty › Terms`).
+const SECTION: &str = "Section:";
 
 /// The answer text for a chat request's messages.
 pub fn answer(messages: &[Value]) -> String {
@@ -144,16 +258,32 @@ pub fn answer(messages: &[Value]) -> String {
     };
     let q: HashSet<String> = words(&question).into_iter().collect();
     let mut candidates: Vec<Candidate> = Vec::new();
+    let mut mentioned: HashSet<String> = HashSet::new();
+    let mut block_no = 0;
     for (i, m) in messages.iter().enumerate() {
         if i == last_user || m["role"] == "assistant" {
             continue;
         }
         for (source, block) in blocks(&content_text(&m["content"])) {
-            for s in sentences(&block) {
+            block_no += 1;
+            // A first line `Section: …` is context: its words count as mentioned, but it
+            // is never an answer.
+            let (section, body): (HashSet<String>, &str) = match block.split_once('\n') {
+                Some((first, rest)) if first.trim_start().starts_with(SECTION) => {
+                    (words(first).into_iter().collect(), rest)
+                }
+                _ if block.trim_start().starts_with(SECTION) => continue,
+                _ => (HashSet::new(), block.as_str()),
+            };
+            mentioned.extend(section.iter().cloned());
+            for s in sentences(body) {
+                let own: HashSet<String> = words(s).into_iter().collect();
                 candidates.push(Candidate {
                     text: s.to_owned(),
                     source,
-                    words: words(s).into_iter().collect(),
+                    block: block_no,
+                    about: own.union(&section).cloned().collect(),
+                    words: own,
                 });
             }
         }
@@ -165,10 +295,21 @@ pub fn answer(messages: &[Value]) -> String {
             *df.entry(w.as_str()).or_default() += 1;
         }
     }
+    // A question word no source mentions at all is a part of the question the sources
+    // cannot answer ("What does the kettle weigh?" with no weight anywhere): decline
+    // rather than answer a neighbouring question.
+    let missing = q
+        .iter()
+        .filter(|w| !df.contains_key(w.as_str()) && !mentioned.contains(*w))
+        .count();
+    if q.is_empty() || missing > 0 {
+        return abstain.to_owned();
+    }
     let n = candidates.len().max(1) as f64;
     let weight = |w: &str| (1.0 + n / df.get(w).copied().unwrap_or(1) as f64).ln();
     // Greedy coverage: each pick must add question words the earlier picks lack, worth at
-    // least a third of the best sentence's score; near-repeats of a pick are skipped.
+    // least a quarter of the first pick's score (twice that from another block);
+    // near-repeats of a pick are skipped.
     let mut covered: HashSet<String> = HashSet::new();
     let mut chosen: Vec<usize> = Vec::new();
     let mut top = 0.0;
@@ -176,7 +317,8 @@ pub fn answer(messages: &[Value]) -> String {
         let best = candidates
             .iter()
             .enumerate()
-            .filter(|(i, _)| !chosen.contains(i))
+            // A sentence must say something itself, not only sit in the right section.
+            .filter(|(i, c)| !chosen.contains(i) && c.words.intersection(&q).next().is_some())
             .filter(|(_, c)| {
                 !chosen.iter().any(|&j| {
                     let o = &candidates[j].words;
@@ -187,22 +329,25 @@ pub fn answer(messages: &[Value]) -> String {
             })
             .map(|(i, c)| {
                 let gain: f64 = c
-                    .words
+                    .about
                     .intersection(&q)
                     .filter(|w| !covered.contains(*w))
                     .map(|w| weight(w))
                     .sum();
-                (gain, i)
+                // Later picks from another block must be worth twice as much.
+                let local =
+                    chosen.is_empty() || chosen.iter().any(|&j| candidates[j].block == c.block);
+                (if local { gain } else { gain / 2.0 }, i)
             })
             .filter(|(g, _)| *g > 0.0)
             .max_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)));
         let Some((gain, i)) = best else { break };
         if chosen.is_empty() {
             top = gain;
-        } else if gain < top / 3.0 {
+        } else if gain < top / 4.0 {
             break;
         }
-        covered.extend(candidates[i].words.intersection(&q).cloned());
+        covered.extend(candidates[i].about.intersection(&q).cloned());
         chosen.push(i);
     }
     if chosen.is_empty() {
@@ -317,6 +462,12 @@ mod tests {
             json!({"role": "user", "content": "What colour is the sky?"}),
         ];
         assert_eq!(answer(&none), NO_ANSWER);
+        // The kettle is in the context, its weight is not: decline.
+        let part = vec![
+            json!({"role": "system", "content": "The Aurora kettle costs 49 euros."}),
+            json!({"role": "user", "content": "How much does the Aurora kettle weigh?"}),
+        ];
+        assert_eq!(answer(&part), NO_ANSWER);
         let de = vec![json!({"role": "user", "content": "Wie spät ist es auf dem Mars?"})];
         assert_eq!(answer(&de), NO_ANSWER_DE);
         assert_eq!(answer(&[]), NO_ANSWER);
@@ -326,12 +477,23 @@ mod tests {
     fn numbered_sources_are_cited_and_repeats_skipped() {
         let msgs = vec![
             json!({"role": "system", "content": "Answer from the sources."}),
-            json!({"role": "user", "content": "Sources:\n[1] The Aurora kettle costs 49 euros. It holds 1.7 litres.\n[2] The Aurora kettle costs 49 euros in every shop.\n[3] Returns are free within 30 days."}),
+            json!({"role": "user", "content": "Sources:\n[1] Section: Aurora kettle\nThe Aurora kettle costs 49 euros. It holds 1.7 litres. Returns of the kettle are free within 30 days.\n[2] The Aurora kettle costs 49 euros in every shop.\n[3] Section: Toaster\nThe Polar toaster costs 59 euros."}),
             json!({"role": "user", "content": "What does the Aurora kettle cost, and can I return it?"}),
         ];
         let a = answer(&msgs);
         assert!(a.contains("costs 49 euros [1]."), "{a}");
-        assert!(a.contains("Returns are free within 30 days [3]."), "{a}");
+        assert!(
+            a.contains("Returns of the kettle are free within 30 days [1]."),
+            "{a}"
+        );
         assert!(!a.contains("[2]"), "the near-duplicate is skipped: {a}");
+        assert!(
+            !a.contains("Polar"),
+            "another product's price is not an answer: {a}"
+        );
+        assert!(
+            !a.contains("Section"),
+            "section lines are context, never answers: {a}"
+        );
     }
 }

@@ -1042,6 +1042,26 @@ impl KnowledgeBase {
         Ok(model)
     }
 
+    /// A chunk by id: its document id, its text and its character offset in the
+    /// document (what a citation is checked against).
+    pub fn chunk(&self, chunk_id: u64) -> Result<Option<(String, String, usize)>, KnowledgeError> {
+        let db = lock(&self.db);
+        let row = db
+            .query_row(
+                "SELECT document, text, start_char FROM chunks WHERE id = ?1",
+                params![i64::try_from(chunk_id).unwrap_or(i64::MAX)],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                },
+            )
+            .optional()?;
+        Ok(row.map(|(d, t, s)| (d, t, usize::try_from(s).unwrap_or(0))))
+    }
+
     /// The resolved embedding model, if decided.
     pub fn model(&self) -> Option<String> {
         read(&self.model).clone()

@@ -63,6 +63,9 @@ pub enum Command {
     Search(crate::knowledge::SearchArgs),
     /// Answer a question from a knowledge base, with citations, or abstain.
     Ask(crate::knowledge::AskArgs),
+    /// Evals: run a dataset through the answer path, score it, gate on it.
+    #[command(subcommand)]
+    Eval(crate::eval::EvalCommand),
     /// Gateway costs of a tenant from the event log, per feature, campaign, key or model.
     Costs(crate::costs::CostsArgs),
 }
@@ -194,6 +197,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ingest(args) => crate::knowledge::ingest(&config, &args),
         Command::Search(args) => crate::knowledge::search(&config, &args),
         Command::Ask(args) => crate::knowledge::ask(&config, &args),
+        Command::Eval(crate::eval::EvalCommand::Run(args)) => crate::eval::run(&config, &args),
         Command::Costs(args) => crate::costs::run(&config, &args),
         Command::Demo
         | Command::Bench(_)

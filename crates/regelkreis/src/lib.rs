@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod costs;
 pub mod demo;
+pub mod eval;
 pub mod gateway_bench;
 pub mod guard;
 pub mod guard_bench;

@@ -1232,3 +1232,92 @@ mod ask {
         );
     }
 }
+
+mod eval {
+    use super::*;
+
+    /// The shipped sample knowledge base and eval set through `eval run --gate`: citations
+    /// always valid, answers faithful, every unanswerable question declined; a baseline the
+    /// run falls clearly below fails the gate.
+    #[test]
+    fn the_shipped_eval_set_passes_its_gate_and_a_worse_run_fails() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let data = tempfile::tempdir().unwrap();
+        let docs = root.join("examples/brand/docs");
+        let dataset = root.join("examples/brand/eval.jsonl");
+        ok(
+            data.path(),
+            &["ingest", docs.to_str().unwrap(), "--kb", "brand"],
+        );
+        let out = ok(
+            data.path(),
+            &[
+                "eval",
+                "run",
+                dataset.to_str().unwrap(),
+                "--kb",
+                "brand",
+                "--json",
+                "--gate",
+            ],
+        );
+        let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let m = &report["metrics"];
+        assert!(report["cases"].as_u64().unwrap() >= 150, "{report}");
+        assert_eq!(m["citation_validity"], 1.0, "{m}");
+        assert!(m["faithfulness"].as_f64().unwrap() >= 0.95, "{m}");
+        assert_eq!(m["abstention_recall"], 1.0, "{m}");
+        for name in [
+            "recall_at_10",
+            "ndcg_at_10",
+            "answer_f1",
+            "abstention_precision",
+            "latency_p50_ms",
+            "latency_p95_ms",
+            "cost_per_success",
+        ] {
+            assert!(
+                m.get(name).is_some() || name == "answer_f1",
+                "{name} missing: {m}"
+            );
+        }
+        assert_eq!(report["gate"]["passed"], true, "{report}");
+        // A baseline far better than this run: the gate names the metric and fails.
+        let mut better = report.clone();
+        better["metrics"]["goal_completion"] = serde_json::json!(1.0);
+        let baseline = data.path().join("baseline.json");
+        std::fs::write(&baseline, better.to_string()).unwrap();
+        let out = cli(
+            data.path(),
+            &[
+                "eval",
+                "run",
+                dataset.to_str().unwrap(),
+                "--kb",
+                "brand",
+                "--gate",
+                "--baseline",
+                baseline.to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert!(!out.status.success());
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains("GATE: goal_completion"), "{stdout}");
+        // Every run is an event, so the history is queryable.
+        let store =
+            regelkreis_store::SqliteStore::open(&data.path().join(regelkreis_store::SQLITE_FILE))
+                .unwrap();
+        use regelkreis_store::Store;
+        let tenant = store.tenant_by_name("default").unwrap().unwrap();
+        let mut q = regelkreis_core::EventQuery::for_tenant(tenant.id, 1000);
+        q.type_name = Some("custom".into());
+        let runs: Vec<_> = store
+            .events(&q)
+            .unwrap()
+            .into_iter()
+            .filter(|e| matches!(&e.kind, regelkreis_core::EventKind::Custom { name, .. } if name == "eval_run"))
+            .collect();
+        assert_eq!(runs.len(), 2, "one event per run");
+    }
+}

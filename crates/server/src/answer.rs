@@ -89,6 +89,8 @@ pub struct AnswerResponse {
     pub unsupported: Vec<String>,
     /// Retrieved chunks left out because the injection check flagged them.
     pub flagged_sources: Vec<String>,
+    /// Documents retrieved, best first (one entry per chunk), for retrieval metrics.
+    pub retrieved: Vec<String>,
     /// `provider/model` that answered (`cache` for a cache hit).
     pub model: String,
     /// Cost of the model call in micro-units.
@@ -156,6 +158,7 @@ pub async fn answer(
             latency_us: u64::try_from(retrieval_started.elapsed().as_micros()).unwrap_or(u64::MAX),
         },
     });
+    let retrieved: Vec<String> = hits.iter().map(|h| h.document_id.clone()).collect();
     // Sources are data: a chunk that reads as an injection is not shown to the model.
     let guard = state.guard().await?;
     let (sources, flagged): (Vec<_>, Vec<_>) = hits.into_iter().partition(|h| {
@@ -177,6 +180,7 @@ pub async fn answer(
             confidence: 0.0,
             unsupported,
             flagged_sources: flagged_sources.clone(),
+            retrieved: retrieved.clone(),
             model,
             cost_micros: cost,
             latency_ms: started.elapsed().as_secs_f64() * 1e3,
@@ -202,7 +206,17 @@ pub async fn answer(
                 .map(str::trim)
                 .filter(|l| !l.is_empty() && !l.starts_with('#'))
                 .collect();
-            format!("[{}] {}\n", i + 1, body.join("\n").replace('[', "("))
+            let section = if h.heading_path.is_empty() {
+                String::new()
+            } else {
+                format!("Section: {}\n", h.heading_path.join(" › "))
+            };
+            format!(
+                "[{}] {}{}\n",
+                i + 1,
+                section.replace('[', "("),
+                body.join("\n").replace('[', "(")
+            )
         })
         .collect();
     let body = json!({
@@ -296,6 +310,7 @@ pub async fn answer(
         confidence: mean_support * kept / (kept + unsupported.len() as f64),
         unsupported,
         flagged_sources,
+        retrieved,
         model,
         cost_micros: cost,
         latency_ms: started.elapsed().as_secs_f64() * 1e3,

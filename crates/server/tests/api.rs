@@ -1441,7 +1441,7 @@ mod gateway {
                 Some(&key),
                 Some(ask(
                     system,
-                    "Which address handles support for an order?",
+                    "What is the support address for an order?",
                     false,
                 )),
             )
@@ -1460,7 +1460,7 @@ mod gateway {
                 Some(&key),
                 Some(ask(
                     system,
-                    "Which address handles support for an order?",
+                    "What is the support address for an order?",
                     true,
                 )),
             )

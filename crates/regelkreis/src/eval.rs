@@ -1,0 +1,323 @@
+//! `regelkreis eval run`: runs an eval dataset through the answer path (in process, as
+//! `POST /api/kb/{kb}/answer` runs it), scores every case independently of the path
+//! (citations resolved against the knowledge base, sentences checked against the quotes
+//! they cite), prints the metrics, and with `--gate` fails on a floor or a significant
+//! drop from a baseline report. Every run is a `custom` event named `eval_run`.
+
+use crate::config::Config;
+use anyhow::Context;
+use regelkreis_eval::dataset::Case;
+use regelkreis_eval::gate::{check, Floor};
+use regelkreis_eval::grounding::strip_markers;
+use regelkreis_eval::metrics::supported;
+use regelkreis_eval::text::sentences;
+use regelkreis_eval::{CaseResult, Report};
+use regelkreis_server::answer::{AnswerRequest, AnswerResponse};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// `eval …`
+#[derive(Debug, clap::Subcommand)]
+pub enum EvalCommand {
+    /// Run a dataset against a knowledge base.
+    Run(EvalRunArgs),
+}
+
+/// Arguments of `eval run`.
+#[derive(Debug, clap::Args)]
+pub struct EvalRunArgs {
+    /// The dataset (JSON lines).
+    pub dataset: PathBuf,
+    /// Knowledge base name.
+    #[arg(long)]
+    pub kb: String,
+    /// Tenant name.
+    #[arg(long, default_value = "default")]
+    pub tenant: String,
+    /// Model, alias or tier.
+    #[arg(long, default_value = "cheap")]
+    pub model: String,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// A previous report (`--json` output) to compare with.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Exit non-zero when a floor or the baseline is missed.
+    #[arg(long)]
+    pub gate: bool,
+    /// Run every case this many times (distinct ids), for timing.
+    #[arg(long, default_value_t = 1, hide = true)]
+    pub repeat: usize,
+    /// Cases answered at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+}
+
+/// The outcome of a run.
+pub struct EvalOutcome {
+    /// The metrics.
+    pub report: Report,
+    /// Ids of the cases that did not succeed.
+    pub failures: Vec<String>,
+    /// Seconds the run took.
+    pub seconds: f64,
+}
+
+/// Scores one answer against its case and the knowledge base.
+fn score(
+    case: &Case,
+    a: &AnswerResponse,
+    kb: &regelkreis_knowledge::KnowledgeBase,
+    guard: &regelkreis_guard::Guard,
+) -> anyhow::Result<CaseResult> {
+    let mut valid = 0;
+    for c in &a.citations {
+        if let Some((doc, text, start)) = kb.chunk(c.chunk_id)? {
+            let quote_ok = text.find(&c.quote).is_some_and(|at| {
+                start + text[..at].chars().count() == c.start
+                    && c.end == c.start + c.quote.chars().count()
+            });
+            if doc == c.document_id && quote_ok {
+                valid += 1;
+            }
+        }
+    }
+    let (mut total, mut ok) = (0, 0);
+    if !a.abstained {
+        for s in sentences(&a.answer) {
+            let (clean, cited) = strip_markers(s);
+            if clean.is_empty() {
+                continue;
+            }
+            let quotes: Vec<&str> = a
+                .citations
+                .iter()
+                .filter(|c| cited.contains(&c.n))
+                .map(|c| c.quote.as_str())
+                .collect();
+            total += 1;
+            if supported(&clean, &quotes, None, 0.8, 1.0) {
+                ok += 1;
+            }
+        }
+    }
+    let cited_docs: Vec<String> = a.citations.iter().map(|c| c.document_id.clone()).collect();
+    let assertions_passed = case
+        .all_assertions()
+        .iter()
+        .all(|x| x.holds(&a.answer, a.abstained, &cited_docs));
+    Ok(CaseResult {
+        id: case.id.clone(),
+        retrieved: a.retrieved.clone(),
+        relevant: case.relevant_documents.clone(),
+        answerable: case.answerable,
+        abstained: a.abstained,
+        answer: a.answer.clone(),
+        reference: case.reference.clone(),
+        citations: a.citations.len(),
+        citations_valid: valid,
+        sentences: total,
+        sentences_supported: ok,
+        assertions_passed,
+        style_ok: a.abstained || guard.violations(&a.answer).is_empty(),
+        latency_ms: a.latency_ms,
+        cost_micros: a.cost_micros,
+    })
+}
+
+/// Runs the cases against a knowledge base of a server state, with a progress bar.
+pub async fn run_cases(
+    state: &regelkreis_server::AppState,
+    principal: &regelkreis_server::Principal,
+    kb_name: &str,
+    model: &str,
+    cases: &[Case],
+    concurrency: usize,
+    progress: bool,
+) -> anyhow::Result<EvalOutcome> {
+    let started = std::time::Instant::now();
+    let kb = {
+        let knowledge = state.knowledge().map_err(|e| anyhow::anyhow!("{e}"))?;
+        knowledge
+            .get(principal.tenant.as_str(), kb_name)
+            .with_context(|| format!("knowledge base {kb_name}"))?
+    };
+    let guard = state.guard().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let bar = if progress {
+        indicatif::ProgressBar::new(cases.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} eval {bar:30} {pos}/{len} cases · {per_sec} · eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let sem = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, case) in cases.iter().cloned().enumerate() {
+        let (state, principal, sem) = (state.clone(), principal.clone(), sem.clone());
+        let (kb_name, model) = (kb_name.to_owned(), model.to_owned());
+        tasks.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let req = AnswerRequest {
+                question: case.question.clone(),
+                k: 6,
+                model,
+                filter: Default::default(),
+                min_support: 0.8,
+            };
+            let a = regelkreis_server::answer::answer(&state, &principal, &kb_name, req).await;
+            (i, case, a)
+        });
+    }
+    let mut results: Vec<Option<CaseResult>> = vec![None; cases.len()];
+    while let Some(joined) = tasks.join_next().await {
+        let (i, case, a) = joined?;
+        let a = a.map_err(|e| anyhow::anyhow!("case {}: {e}", case.id))?;
+        results[i] = Some(score(&case, &a, &kb, &guard)?);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let results: Vec<CaseResult> = results.into_iter().flatten().collect();
+    let failures = results
+        .iter()
+        .filter(|r| !r.success())
+        .map(|r| r.id.clone())
+        .collect();
+    Ok(EvalOutcome {
+        report: Report::from_results(&results),
+        failures,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Runs `eval run`.
+pub fn run(config: &Config, args: &EvalRunArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.dataset)
+        .with_context(|| format!("reading {}", args.dataset.display()))?;
+    let mut cases = regelkreis_eval::dataset::parse(&text)
+        .with_context(|| format!("dataset {}", args.dataset.display()))?;
+    if args.repeat > 1 {
+        let base = cases.clone();
+        for r in 1..args.repeat {
+            cases.extend(base.iter().cloned().map(|mut c| {
+                c.id = format!("{}#{r}", c.id);
+                c
+            }));
+        }
+    }
+    let baseline: Option<Report> = match &args.baseline {
+        Some(p) => Some(
+            serde_json::from_str(
+                &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+            )
+            .with_context(|| format!("baseline {} is not an eval report", p.display()))?,
+        ),
+        None => None,
+    };
+    let store = crate::cli::open_store(config)?;
+    let tenant = store
+        .tenant_by_name(&args.tenant)?
+        .with_context(|| format!("tenant {} does not exist", args.tenant))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let outcome = rt.block_on(async {
+        let state = regelkreis_server::AppState::new(store.clone(), config.server_config()?)?;
+        let principal = regelkreis_server::Principal {
+            tenant: tenant.id.clone(),
+            key_id: regelkreis_core::KeyId::from_random([0; 8]),
+            scopes: regelkreis_core::Scopes::new([
+                regelkreis_core::Scope::Chat,
+                regelkreis_core::Scope::KbRead,
+            ]),
+        };
+        let o = run_cases(
+            &state,
+            &principal,
+            &args.kb,
+            &args.model,
+            &cases,
+            args.concurrency,
+            !args.json,
+        )
+        .await;
+        state.flush().await;
+        o
+    })?;
+    let violations = check(&outcome.report, baseline.as_ref(), &Floor::defaults());
+    store.append_events(&[regelkreis_core::NewEvent {
+        tenant: tenant.id.clone(),
+        at: regelkreis_core::Timestamp::now(),
+        tags: regelkreis_core::Tags::default(),
+        kind: regelkreis_core::EventKind::Custom {
+            name: "eval_run".into(),
+            data: serde_json::json!({
+                "dataset": args.dataset.display().to_string(), "kb": args.kb, "model": args.model,
+                "cases": outcome.report.cases, "metrics": outcome.report.metrics,
+                "seconds": outcome.seconds, "gate_passed": violations.is_empty(),
+            }),
+        },
+    }])?;
+    if args.json {
+        let mut v = serde_json::to_value(&outcome.report)?;
+        v["failures"] = serde_json::json!(outcome.failures);
+        v["seconds"] = serde_json::json!(outcome.seconds);
+        v["gate"] = serde_json::json!({"passed": violations.is_empty(), "violations": violations});
+        println!("{v}");
+    } else {
+        println!(
+            "{} cases in {:.1} s ({:.0} cases/s), knowledge base {}, model {}\n",
+            outcome.report.cases,
+            outcome.seconds,
+            outcome.report.cases as f64 / outcome.seconds.max(1e-9),
+            args.kb,
+            args.model
+        );
+        println!(
+            "{:<22} {:>10} {:>10} {:>10}",
+            "metric", "value", "floor", "baseline"
+        );
+        let floors = Floor::defaults();
+        for (name, value) in &outcome.report.metrics {
+            let floor = floors
+                .iter()
+                .find(|f| &f.metric == name)
+                .map_or(String::new(), |f| format!("{:.2}", f.limit));
+            let base = baseline
+                .as_ref()
+                .and_then(|b| b.get(name))
+                .map_or(String::new(), |b| format!("{b:.4}"));
+            println!("{name:<22} {value:>10.4} {floor:>10} {base:>10}");
+        }
+        if !outcome.failures.is_empty() {
+            let shown: Vec<&str> = outcome
+                .failures
+                .iter()
+                .take(12)
+                .map(String::as_str)
+                .collect();
+            println!(
+                "\n{} cases did not succeed: {}{}",
+                outcome.failures.len(),
+                shown.join(", "),
+                if outcome.failures.len() > 12 {
+                    ", …"
+                } else {
+                    ""
+                }
+            );
+        }
+        for v in &violations {
+            println!("GATE: {}", v.reason);
+        }
+    }
+    if args.gate && !violations.is_empty() {
+        anyhow::bail!("the eval gate failed on {} metric(s)", violations.len());
+    }
+    Ok(())
+}
