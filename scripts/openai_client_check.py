@@ -106,4 +106,26 @@ try:
     check("404 model", False, "no error")
 except openai.NotFoundError as e:
     check("404 model", e.code == "model_not_found", e)
+# Grounded answers through the same endpoint: the `kb` extension field.
+kb = os.environ.get("RK_KB")
+if kb:
+    r = client.chat.completions.create(
+        model="cheap",
+        messages=[{"role": "user", "content": "How long is the warranty of the Aurora kettle?"}],
+        extra_body={"kb": kb},
+    )
+    extra = r.model_extra or {}
+    check("kb answer", "two years" in r.choices[0].message.content and extra.get("citations"), r)
+    text, cites = "", None
+    for chunk in client.chat.completions.create(
+        model="cheap",
+        messages=[{"role": "user", "content": "How long is the warranty of the Aurora kettle?"}],
+        extra_body={"kb": kb},
+        stream=True,
+    ):
+        if chunk.choices and chunk.choices[0].delta.content:
+            text += chunk.choices[0].delta.content
+        if (chunk.model_extra or {}).get("citations"):
+            cites = chunk.model_extra["citations"]
+    check("kb stream", "two years" in text and cites and cites[0]["quote"], (text, cites))
 print("all ok")

@@ -137,6 +137,8 @@ pub enum BenchCommand {
     Retrieval(crate::kb_bench::RetrievalBenchArgs),
     /// LLM gateway: added latency and throughput beside LiteLLM's proxy, same mock.
     Gateway(crate::gateway_bench::GatewayBenchArgs),
+    /// Evals: ≥ 500 cases of the shipped eval set through the answer path, timed.
+    Eval(crate::eval::EvalBenchArgs),
 }
 
 impl Cli {
@@ -167,6 +169,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Ingest(args)) => return crate::kb_bench::ingest(args),
         Command::Bench(BenchCommand::Retrieval(args)) => return crate::kb_bench::retrieval(args),
         Command::Bench(BenchCommand::Gateway(args)) => return crate::gateway_bench::run(args),
+        Command::Bench(BenchCommand::Eval(args)) => return crate::eval::bench(args),
         Command::Guard(cmd) => return crate::guard::run(cmd),
         Command::Models(cmd) => return crate::models::run(cmd),
         Command::Stats(StatsCommand::Ab) => {

@@ -63,6 +63,7 @@ async fn demo() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let in_process = state.clone();
     let server = tokio::spawn(regelkreis_server::serve(listener, state, async move {
         let _ = stop_rx.await;
     }));
@@ -227,10 +228,28 @@ async fn demo() -> anyhow::Result<()> {
     .await??;
     knowledge(&client, &format!("http://{addr}"), &kb_key).await?;
     gateway(&client, &format!("http://{addr}"), &chat_key, &stats_key).await?;
+    let s5 = store.clone();
+    let brand_key = tokio::task::spawn_blocking(move || {
+        create_key(
+            s5.as_ref(),
+            "acme",
+            &["chat".into(), "kb:read".into(), "kb:write".into()],
+            "demo-brand",
+        )
+    })
+    .await??;
+    grounded(
+        &client,
+        &format!("http://{addr}"),
+        &brand_key,
+        &in_process,
+        store.as_ref(),
+    )
+    .await?;
 
     let _ = stop_tx.send(());
     server.await??;
-    println!("\n10. server stopped gracefully; request log flushed");
+    println!("\n11. server stopped gracefully; request log flushed");
     let s = store.clone();
     let (report, events) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let acme = s.tenant_by_name("acme")?.context("tenant acme")?;
@@ -462,6 +481,116 @@ async fn gateway(
         "   GET /api/costs: {} requests, {} from the gateway's cache, {} prompt + {} completion tokens, cost {} (local is free); campaign 'spring-sale': {} requests",
         t["requests"], t["cache_hits"], t["prompt_tokens"], t["completion_tokens"],
         t["cost"].as_str().unwrap_or("?"), costs["by_campaign"]["spring-sale"]["requests"]
+    );
+    Ok(())
+}
+
+/// Where the shipped sample knowledge base is: under the working directory or above the
+/// executable (a checkout's `target/…/regelkreis`).
+fn brand_dir() -> Option<std::path::PathBuf> {
+    let mut roots = vec![std::env::current_dir().ok()?];
+    if let Ok(exe) = std::env::current_exe() {
+        roots.extend(exe.ancestors().map(std::path::Path::to_path_buf));
+    }
+    roots
+        .into_iter()
+        .map(|r| r.join("examples").join("brand"))
+        .find(|d| d.join("eval.jsonl").exists())
+}
+
+/// The grounded answer path on the shipped sample brand: ingest, a few questions with
+/// their citations, then the eval set and its summary.
+async fn grounded(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    state: &regelkreis_server::AppState,
+    store: &dyn Store,
+) -> anyhow::Result<()> {
+    let Some(dir) = brand_dir() else {
+        println!("\n10. grounded answers: skipped (examples/brand not found; run the demo from a checkout)");
+        return Ok(());
+    };
+    let mut docs = Vec::new();
+    let mut paths: Vec<_> = std::fs::read_dir(dir.join("docs"))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    paths.sort();
+    for p in &paths {
+        let name = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("doc")
+            .to_owned();
+        docs.push(json!({"id": name, "text": std::fs::read_to_string(p)?, "format": "markdown"}));
+    }
+    client
+        .post(format!("{base}/api/kb/brand/documents"))
+        .bearer_auth(key)
+        .json(&docs)
+        .send()
+        .await?
+        .error_for_status()?;
+    println!(
+        "\n10. grounded answers: {} documents of the sample brand Nordlicht Home ingested; POST /api/kb/brand/answer (local extractive model)",
+        docs.len()
+    );
+    for q in [
+        "How long is the warranty on the Fjord coffee grinder?",
+        "Was kostet der Boreal Standmixer?",
+        "Why are all Nordlicht products free today?",
+        "Who is the CEO of Nordlicht Home?",
+    ] {
+        let a: Value = client
+            .post(format!("{base}/api/kb/brand/answer"))
+            .bearer_auth(key)
+            .json(&json!({ "question": q }))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        println!("   Q: {q}");
+        println!("   A: {}", a["answer"].as_str().unwrap_or(""));
+        for c in a["citations"].as_array().into_iter().flatten() {
+            println!(
+                "      [{}] {} chunk {}: \"{}\"",
+                c["n"],
+                c["document_id"].as_str().unwrap_or(""),
+                c["chunk_id"],
+                truncate(c["quote"].as_str().unwrap_or(""), 70)
+            );
+        }
+        if let Some(r) = a["reason"].as_str() {
+            println!("      (abstained: {r})");
+        }
+        if a["flagged_sources"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty())
+        {
+            println!(
+                "      (left out by the injection check: {})",
+                a["flagged_sources"]
+            );
+        }
+    }
+    let cases = regelkreis_eval::dataset::parse(&std::fs::read_to_string(dir.join("eval.jsonl"))?)?;
+    let acme = store.tenant_by_name("acme")?.context("tenant acme")?;
+    let principal = regelkreis_server::Principal {
+        tenant: acme.id,
+        key_id: regelkreis_core::KeyId::from_random([0; 8]),
+        scopes: regelkreis_core::Scopes::new([
+            regelkreis_core::Scope::Chat,
+            regelkreis_core::Scope::KbRead,
+        ]),
+    };
+    let o = crate::eval::run_cases(state, &principal, "brand", "cheap", &cases, 4, true).await?;
+    let m = |k: &str| o.report.get(k).unwrap_or(f64::NAN);
+    println!(
+        "   eval ({} cases, {:.1} s): citation validity {:.2}, faithfulness {:.2}, abstention recall {:.2} / precision {:.2}, goal completion {:.2}, recall@10 {:.2}, nDCG@10 {:.2}, p95 {:.0} ms",
+        o.report.cases, o.seconds, m("citation_validity"), m("faithfulness"), m("abstention_recall"),
+        m("abstention_precision"), m("goal_completion"), m("recall_at_10"), m("ndcg_at_10"), m("latency_p95_ms")
     );
     Ok(())
 }

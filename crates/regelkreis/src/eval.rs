@@ -321,3 +321,84 @@ pub fn run(config: &Config, args: &EvalRunArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Arguments of `bench eval`.
+#[derive(Debug, clap::Args)]
+pub struct EvalBenchArgs {
+    /// Cases at least (the shipped set is repeated with distinct ids until there are).
+    #[arg(long, default_value_t = 500)]
+    pub cases: usize,
+    /// Cases answered at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+}
+
+/// Runs `bench eval`: the shipped sample knowledge base ingested into a temporary data
+/// dir, then the shipped eval set repeated to at least `--cases` cases, timed, with a
+/// progress bar.
+pub fn bench(args: &EvalBenchArgs) -> anyhow::Result<()> {
+    let root = std::path::Path::new("examples/brand");
+    anyhow::ensure!(
+        root.join("eval.jsonl").exists(),
+        "run from the repository root: examples/brand/eval.jsonl is needed"
+    );
+    let text = std::fs::read_to_string(root.join("eval.jsonl"))?;
+    let base = regelkreis_eval::dataset::parse(&text)?;
+    let mut cases = Vec::new();
+    let mut r = 0;
+    while cases.len() < args.cases {
+        cases.extend(base.iter().cloned().map(|mut c| {
+            c.id = format!("{}#{r}", c.id);
+            c
+        }));
+        r += 1;
+    }
+    let dir = tempfile::tempdir()?;
+    let mut config = Config::default();
+    config.data = dir.path().to_owned();
+    let ingest = crate::knowledge::IngestArgs::for_bench(root.join("docs"), "brand");
+    crate::knowledge::ingest(&config, &ingest)?;
+    let store = crate::cli::open_store(&config)?;
+    let tenant = store
+        .tenant_by_name("default")?
+        .context("the ingest made tenant default")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let outcome = rt.block_on(async {
+        let state = regelkreis_server::AppState::new(store.clone(), config.server_config()?)?;
+        let principal = regelkreis_server::Principal {
+            tenant: tenant.id.clone(),
+            key_id: regelkreis_core::KeyId::from_random([0; 8]),
+            scopes: regelkreis_core::Scopes::new([
+                regelkreis_core::Scope::Chat,
+                regelkreis_core::Scope::KbRead,
+            ]),
+        };
+        // Warm the guard and the encoder, as a running server has them warm.
+        let _ = run_cases(&state, &principal, "brand", "cheap", &base[..1], 1, false).await?;
+        let o = run_cases(
+            &state,
+            &principal,
+            "brand",
+            "cheap",
+            &cases,
+            args.concurrency,
+            true,
+        )
+        .await;
+        state.flush().await;
+        o
+    })?;
+    println!(
+        "\neval bench: {} cases in {:.1} s = {:.0} cases/s on this machine (goal: 500 cases in ≤ 60 s); latency p50 {:.1} ms, p95 {:.1} ms; success rate {:.3}",
+        outcome.report.cases,
+        outcome.seconds,
+        outcome.report.cases as f64 / outcome.seconds.max(1e-9),
+        outcome.report.get("latency_p50_ms").unwrap_or(0.0),
+        outcome.report.get("latency_p95_ms").unwrap_or(0.0),
+        outcome.report.get("success_rate").unwrap_or(0.0),
+    );
+    Ok(())
+}

@@ -41,6 +41,21 @@ pub struct IngestArgs {
     pub no_redact: bool,
 }
 
+impl IngestArgs {
+    /// Defaults for a benchmark or the demo: one folder into one base of tenant `default`.
+    pub fn for_bench(path: PathBuf, kb: &str) -> Self {
+        IngestArgs {
+            paths: vec![path],
+            kb: kb.to_owned(),
+            tenant: "default".into(),
+            model: "auto".into(),
+            engine: "hnsw".into(),
+            batch: 32,
+            no_redact: false,
+        }
+    }
+}
+
 /// `search` arguments.
 #[derive(Debug, Args)]
 pub struct SearchArgs {

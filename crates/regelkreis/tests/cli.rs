@@ -1098,13 +1098,34 @@ limit = "0.000010"
         let data = tempfile::tempdir().unwrap();
         let mock = start_mock();
         let config = write_config(data.path(), &mock);
-        let key = key(data.path(), "acme", &["chat", "stats"]);
+        let key = key(data.path(), "acme", &["chat", "stats", "kb:read"]);
+        let docs = data.path().join("docs");
+        std::fs::create_dir_all(&docs).unwrap();
+        std::fs::write(
+            docs.join("kettle.md"),
+            "# Aurora kettle\n\nThe Aurora kettle costs 49 euros.\n\n## Warranty\n\nThe warranty lasts two years from the date of purchase.\n",
+        )
+        .unwrap();
+        ok(
+            data.path(),
+            &[
+                "ingest",
+                docs.to_str().unwrap(),
+                "--kb",
+                "help",
+                "--tenant",
+                "acme",
+                "--model",
+                "minilm",
+            ],
+        );
         let server = Server::start_with(data.path(), &["--config", config.to_str().unwrap()]);
         let out = Command::new(python)
             .arg(root.join("scripts/openai_client_check.py"))
             .env("RK_BASE", format!("http://{}", server.addr))
             .env("RK_KEY", &key)
             .env("RK_MOCK", &mock)
+            .env("RK_KB", "help")
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);

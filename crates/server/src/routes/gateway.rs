@@ -356,6 +356,9 @@ pub(super) async fn chat(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let body = json_body(&body)?;
+    if let Some(kb) = body.get("kb") {
+        return grounded(&state, &principal, kb, &body).await;
+    }
     let caller = caller(&principal, &headers, &body)?;
     let (body, vault) = guard_input(&state, &principal, body).await?;
     match state.gateway.chat(caller, body).await? {
@@ -385,6 +388,83 @@ pub(super) async fn chat(
                 .into_response())
         }
     }
+}
+
+/// `/v1/chat/completions` with the `kb` extension field: the last user message is answered
+/// by the grounded answer path from that knowledge base; the answer comes back as a chat
+/// completion (or its stream) with `citations`, `abstained` and `confidence` beside
+/// `choices`.
+async fn grounded(
+    state: &AppState,
+    principal: &Principal,
+    kb: &Value,
+    body: &Value,
+) -> Result<Response, ApiError> {
+    let kb = kb
+        .as_str()
+        .ok_or_else(|| ApiError::BadRequest("'kb' must be the name of a knowledge base".into()))?;
+    if !principal.scopes.allows(regelkreis_core::Scope::KbRead) {
+        return Err(ApiError::Forbidden(regelkreis_core::Scope::KbRead));
+    }
+    let question = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+        .map(|m| regelkreis_gateway::wire::content_text(&m["content"]))
+        .filter(|q| !q.trim().is_empty())
+        .ok_or_else(|| {
+            ApiError::BadRequest("a 'kb' request needs a user message with the question".into())
+        })?;
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or("cheap")
+        .to_owned();
+    let req = crate::answer::AnswerRequest {
+        question,
+        k: 6,
+        model,
+        filter: Default::default(),
+        min_support: 0.8,
+    };
+    let a = crate::answer::answer(state, principal, kb, req).await?;
+    let id = format!("chatcmpl-kb-{:x}", regelkreis_core::Timestamp::now().0);
+    let created = regelkreis_core::Timestamp::now().0 / 1_000_000;
+    let extension = json!({"citations": a.citations, "abstained": a.abstained, "reason": a.reason, "confidence": a.confidence});
+    if body.get("stream").and_then(Value::as_bool) != Some(true) {
+        let mut v = json!({
+            "id": id, "object": "chat.completion", "created": created, "model": a.model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": a.answer}, "finish_reason": "stop"}],
+        });
+        for (k, x) in extension.as_object().into_iter().flatten() {
+            v[k] = x.clone();
+        }
+        return Ok(Json(v).into_response());
+    }
+    let chunk = |delta: Value, finish: Option<&str>| {
+        sse_data(json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": a.model,
+                        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}).to_string().as_bytes())
+    };
+    let mut out: Vec<Bytes> = vec![chunk(json!({"role": "assistant", "content": ""}), None)];
+    for s in a.answer.split_inclusive(". ") {
+        out.push(chunk(json!({ "content": s }), None));
+    }
+    out.push(chunk(json!({}), Some("stop")));
+    let mut last = json!({"id": id, "object": "chat.completion.chunk", "created": created, "model": a.model, "choices": []});
+    for (k, x) in extension.as_object().into_iter().flatten() {
+        last[k] = x.clone();
+    }
+    out.push(sse_data(last.to_string().as_bytes()));
+    out.push(Bytes::from_static(DONE));
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from(Bytes::from(out.concat())),
+    )
+        .into_response())
 }
 
 /// `POST /v1/embeddings`.
