@@ -354,8 +354,10 @@ pub fn bench(args: &EvalBenchArgs) -> anyhow::Result<()> {
         r += 1;
     }
     let dir = tempfile::tempdir()?;
-    let mut config = Config::default();
-    config.data = dir.path().to_owned();
+    let config = Config {
+        data: dir.path().to_owned(),
+        ..Config::default()
+    };
     let ingest = crate::knowledge::IngestArgs::for_bench(root.join("docs"), "brand");
     crate::knowledge::ingest(&config, &ingest)?;
     let store = crate::cli::open_store(&config)?;
