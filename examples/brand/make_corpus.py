@@ -214,22 +214,36 @@ def cases():
 
     for (name, slug, kind, price, _old, colours, cap, watts, years, material, sku) in PRODUCTS:
         k = kind[0]
-        add(f"{slug}-price", f"How much does the {name} {k} cost?", [str(price)], [f"{slug}.md", "price-list-2026.md"], tags=["price", "en"])
-        add(f"{slug}-colours", f"Which colours is the {name} {k} available in?", [colours[0][0]], [f"{slug}.md"], tags=["variants", "en"])
-        add(f"{slug}-capacity", f"How much does the {name} {k} hold?", [cap[0].split()[0]], [f"{slug}.md"], tags=["specs", "en"])
+        p = f"The {name} {k}"
+        add(f"{slug}-price", f"How much does the {name} {k} cost?", [str(price)], [f"{slug}.md", "price-list-2026.md"],
+            reference=f"{p} costs {price} euros including VAT.", tags=["price", "en"])
+        add(f"{slug}-colours", f"Which colours is the {name} {k} available in?", [colours[0][0]], [f"{slug}.md"],
+            reference=f"{p} is available in the colours {en_list(colours[0])}.", tags=["variants", "en"])
+        add(f"{slug}-capacity", f"How much does the {name} {k} hold?", [cap[0].split()[0]], [f"{slug}.md"],
+            reference=f"{p} holds {cap[0]}.", tags=["specs", "en"])
         if watts:
-            add(f"{slug}-power", f"How many watts does the {name} {k} draw?", [str(watts)], [f"{slug}.md"], tags=["specs", "en"])
+            add(f"{slug}-power", f"How many watts does the {name} {k} draw?", [str(watts)], [f"{slug}.md"],
+                reference=f"It draws {watts} watts.", tags=["specs", "en"])
         else:
-            add(f"{slug}-power", f"What batteries does the {name} {k} need?", ["AAA"], [f"{slug}.md"], tags=["specs", "en"])
-        add(f"{slug}-warranty", f"How long is the warranty on the {name} {k}?", [str(years)], [f"{slug}.md"], tags=["warranty", "en"])
-        add(f"{slug}-material", f"What is the {name} {k} made of?", [material[0].split()[-1]], [f"{slug}.md"], tags=["specs", "en"])
-        add(f"{slug}-sku", f"What is the article number of the {name} {k}?", [sku], [f"{slug}.md", "price-list-2026.md"], tags=["sku", "en"])
+            add(f"{slug}-power", f"What batteries does the {name} {k} need?", ["AAA"], [f"{slug}.md"],
+                reference="It runs on two AAA batteries, which are included.", tags=["specs", "en"])
+        add(f"{slug}-warranty", f"How long is the warranty on the {name} {k}?", [str(years)], [f"{slug}.md"],
+            reference=f"{p} has a warranty of {years} {'year' if years == 1 else 'years'} from the date of purchase.", tags=["warranty", "en"])
+        add(f"{slug}-material", f"What is the {name} {k} made of?", [material[0].split()[-1]], [f"{slug}.md"],
+            reference=f"The body is made of {material[0]}.", tags=["specs", "en"])
+        add(f"{slug}-sku", f"What is the article number of the {name} {k}?", [sku], [f"{slug}.md", "price-list-2026.md"],
+            reference=f"The article number is {sku}.", tags=["sku", "en"])
         if slug in GERMAN_SHEETS:
             kd = kind[1]
-            add(f"{slug}-price-de", f"Was kostet der {name} {kd}?", [str(price)], [f"{slug}.de.md", f"{slug}.md", "price-list-2026.md"], tags=["price", "de"])
-            add(f"{slug}-warranty-de", f"Wie lange gilt die Garantie auf den {name} {kd}?", [str(years)], [f"{slug}.de.md", f"{slug}.md"], tags=["warranty", "de"])
-            add(f"{slug}-colours-de", f"In welchen Farben gibt es den {name} {kd}?", [colours[1][0]], [f"{slug}.de.md"], tags=["variants", "de"])
-            add(f"{slug}-material-de", f"Woraus besteht das Gehäuse des {name} {kd}?", [material[1].split()[-1]], [f"{slug}.de.md"], tags=["specs", "de"])
+            d = f"Der {name} {kd}"
+            add(f"{slug}-price-de", f"Was kostet der {name} {kd}?", [str(price)], [f"{slug}.de.md", f"{slug}.md", "price-list-2026.md"],
+                reference=f"{d} kostet {price} Euro inklusive Mehrwertsteuer.", tags=["price", "de"])
+            add(f"{slug}-warranty-de", f"Wie lange gilt die Garantie auf den {name} {kd}?", [str(years)], [f"{slug}.de.md", f"{slug}.md"],
+                reference=f"Auf den {name} {kd} gibt es {years} {'Jahr' if years == 1 else 'Jahre'} Garantie ab Kaufdatum.", tags=["warranty", "de"])
+            add(f"{slug}-colours-de", f"In welchen Farben gibt es den {name} {kd}?", [colours[1][0]], [f"{slug}.de.md"],
+                reference=f"Den {name} {kd} gibt es in den Farben {de_list(colours[1])}.", tags=["variants", "de"])
+            add(f"{slug}-material-de", f"Woraus besteht das Gehäuse des {name} {kd}?", [material[1].split()[-1]], [f"{slug}.de.md"],
+                reference=f"Das Gehäuse besteht aus {material[1]}.", tags=["specs", "de"])
     faq = [
         ("shipping-time", "How long does standard shipping within Germany take?", ["four"], ["faq.md"]),
         ("shipping-free", "From which order value is shipping free?", ["50"], ["faq.md"]),
