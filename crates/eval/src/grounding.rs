@@ -66,6 +66,18 @@ pub fn strip_markers(sentence: &str) -> (String, Vec<usize>) {
 /// Grounds `answer` in `sources`; a sentence is kept when some source sentence supports
 /// at least `min_support` of its content words (and all of its numbers).
 pub fn verify(answer: &str, sources: &[&str], min_support: f64) -> Verification {
+    verify_with(answer, sources, min_support, |_, _| None)
+}
+
+/// Like [`verify`], with a second chance for paraphrases: a sentence whose best quote holds
+/// at least half its content words and all of its numbers is kept when `similarity`
+/// (an embedding cosine, say) of the two says they mean the same (`Some(true)`).
+pub fn verify_with(
+    answer: &str,
+    sources: &[&str],
+    min_support: f64,
+    similar: impl Fn(&str, &str) -> Option<bool>,
+) -> Verification {
     let mut v = Verification::default();
     for raw in sentences(answer) {
         let (sentence, cited) = strip_markers(raw);
@@ -91,8 +103,13 @@ pub fn verify(answer: &str, sources: &[&str], min_support: f64) -> Verification 
                 }
             }
         }
+        let paraphrase = |b: &Option<(f64, usize, &str)>| {
+            b.is_some_and(|(support, _, quote)| {
+                support >= 0.5 && support < min_support && similar(&sentence, quote) == Some(true)
+            })
+        };
         match best {
-            Some((support, i, quote)) if support >= min_support => {
+            Some((support, i, quote)) if support >= min_support || paraphrase(&best) => {
                 let quote_start = sources[i].find(quote).unwrap_or(0);
                 v.kept.push(Grounded {
                     sentence,
@@ -145,5 +162,24 @@ mod tests {
         // Citing the wrong source does not borrow support from another one.
         let v = verify("Returns are free within 30 days [1].", &sources, 0.8);
         assert!(v.kept.is_empty());
+    }
+
+    #[test]
+    fn paraphrases_need_half_the_words_every_number_and_a_similar_meaning() {
+        let sources = ["Returns are free within 30 days of delivery."];
+        // "charge" and "returning" are not in the source: lexical support 3/6 = 0.5.
+        let answer = "Returning is free of charge for 30 days [1].";
+        assert!(verify(answer, &sources, 0.8).kept.is_empty());
+        let yes = verify_with(answer, &sources, 0.8, |_, _| Some(true));
+        assert_eq!(yes.kept.len(), 1);
+        assert!(yes.kept[0].support < 0.8);
+        assert!(verify_with(answer, &sources, 0.8, |_, _| Some(false))
+            .kept
+            .is_empty());
+        // A changed number is never rescued by similarity.
+        let wrong = "Returning is free of charge for 60 days [1].";
+        assert!(verify_with(wrong, &sources, 0.8, |_, _| Some(true))
+            .kept
+            .is_empty());
     }
 }

@@ -1062,6 +1062,20 @@ impl KnowledgeBase {
         Ok(row.map(|(d, t, s)| (d, t, usize::try_from(s).unwrap_or(0))))
     }
 
+    /// Cosine similarity of two texts under the base's embedding model (as passages), or
+    /// `None` while the base has no model yet.
+    pub fn similarity(&self, a: &str, b: &str) -> Result<Option<f32>, KnowledgeError> {
+        let Some(model) = self.model() else {
+            return Ok(None);
+        };
+        let v = self.encoder(&model)?.embed(&[a, b], Role::Passage)?;
+        let (x, y) = (&v[0], &v[1]);
+        let dot: f32 = x.iter().zip(y).map(|(p, q)| p * q).sum();
+        let nx: f32 = x.iter().map(|p| p * p).sum::<f32>().sqrt();
+        let ny: f32 = y.iter().map(|q| q * q).sum::<f32>().sqrt();
+        Ok((nx > 0.0 && ny > 0.0).then(|| dot / (nx * ny)))
+    }
+
     /// The resolved embedding model, if decided.
     pub fn model(&self) -> Option<String> {
         read(&self.model).clone()
