@@ -136,6 +136,7 @@ pub async fn answer(
         ));
     }
     let kb = crate::routes::open_kb(state, principal, kb_name, false).await?;
+    let kb_for_check = kb.clone();
     let search = SearchRequest {
         query: question.clone(),
         k: req.k,
@@ -258,7 +259,6 @@ pub async fn answer(
     // second chance by embedding similarity (cosine ≥ 0.85 under the base's model).
     let originals: Vec<String> = sources.iter().map(|h| h.text.clone()).collect();
     let min_support = req.min_support;
-    let kb_for_check = crate::routes::open_kb(state, principal, kb_name, false).await?;
     let checked = tokio::task::spawn_blocking(move || {
         let refs: Vec<&str> = originals.iter().map(String::as_str).collect();
         verify_with(&text, &refs, min_support, |sentence, quote| {
