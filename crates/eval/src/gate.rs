@@ -129,6 +129,7 @@ mod tests {
                 style_ok: true,
                 latency_ms: latency + (i % 7) as f64,
                 cost_micros: 100,
+                confidence: None,
             })
             .collect();
         Report::from_results(&results)

@@ -38,6 +38,9 @@ pub struct CaseResult {
     pub latency_ms: f64,
     /// Cost in micro-units.
     pub cost_micros: i64,
+    /// The confidence the answer path gave (0..=1), when it gave one.
+    #[serde(default)]
+    pub confidence: Option<f64>,
 }
 
 impl CaseResult {
@@ -65,7 +68,38 @@ pub struct Report {
 
 /// Whether a larger value of the metric is better.
 pub fn higher_is_better(metric: &str) -> bool {
-    !(metric.starts_with("latency") || metric.starts_with("cost"))
+    !(metric.starts_with("latency")
+        || metric.starts_with("cost")
+        || metric.starts_with("confidence_"))
+}
+
+/// Expected calibration error of the answers' confidence against their success: ten
+/// equal-width bins, |mean confidence − success rate| weighted by the bin's share.
+pub fn calibration_error(results: &[CaseResult]) -> Option<f64> {
+    let scored: Vec<(f64, f64)> = results
+        .iter()
+        .filter_map(|r| {
+            r.confidence
+                .map(|c| (c.clamp(0.0, 1.0), f64::from(u8::from(r.success()))))
+        })
+        .collect();
+    if scored.is_empty() {
+        return None;
+    }
+    let mut bins = [(0.0f64, 0.0f64, 0usize); 10];
+    for &(c, hit) in &scored {
+        let b = ((c * 10.0) as usize).min(9);
+        bins[b].0 += c;
+        bins[b].1 += hit;
+        bins[b].2 += 1;
+    }
+    let n = scored.len() as f64;
+    Some(
+        bins.iter()
+            .filter(|b| b.2 > 0)
+            .map(|&(c, h, k)| (c / k as f64 - h / k as f64).abs() * k as f64 / n)
+            .sum(),
+    )
 }
 
 impl Report {
@@ -117,6 +151,10 @@ impl Report {
             push("goal_completion", f64::from(u8::from(r.assertions_passed)));
             push("success_rate", f64::from(u8::from(r.success())));
             push("latency_ms", r.latency_ms);
+            if let Some(c) = r.confidence {
+                let hit = f64::from(u8::from(r.success()));
+                push("confidence_brier", (c - hit) * (c - hit));
+            }
         }
         let mut metrics = BTreeMap::new();
         for (name, v) in &samples {
@@ -136,6 +174,9 @@ impl Report {
             "abstention_recall",
         ] {
             metrics.entry(name.to_owned()).or_insert(1.0);
+        }
+        if let Some(e) = calibration_error(results) {
+            metrics.insert("confidence_ece".to_owned(), e);
         }
         let successes = results.iter().filter(|r| r.success()).count();
         let cost: i64 = results.iter().map(|r| r.cost_micros).sum();
@@ -189,7 +230,26 @@ mod tests {
             style_ok: true,
             latency_ms: 10.0,
             cost_micros: 1_000,
+            confidence: None,
         }
+    }
+
+    #[test]
+    fn calibration_error_compares_confidence_with_success() {
+        // Confident and right, unsure and wrong: perfectly calibrated in its bins.
+        let mut good = result("a", true, false);
+        good.confidence = Some(1.0);
+        let mut bad = result("b", true, false);
+        bad.assertions_passed = false;
+        bad.confidence = Some(0.0);
+        assert_eq!(calibration_error(&[good.clone(), bad.clone()]), Some(0.0));
+        // Confident and wrong: the whole gap.
+        let mut over = bad.clone();
+        over.confidence = Some(0.95);
+        assert!((calibration_error(&[over]).unwrap() - 0.95).abs() < 1e-12);
+        assert_eq!(calibration_error(&[result("c", true, false)]), None);
+        let r = Report::from_results(&[good, bad]);
+        assert_eq!(r.get("confidence_brier"), Some(0.0));
     }
 
     #[test]

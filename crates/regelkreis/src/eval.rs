@@ -123,6 +123,7 @@ fn score(
         style_ok: a.abstained || guard.violations(&a.answer).is_empty(),
         latency_ms: a.latency_ms,
         cost_micros: a.cost_micros,
+        confidence: Some(a.confidence),
     })
 }
 
