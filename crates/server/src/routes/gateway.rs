@@ -199,13 +199,14 @@ async fn guard_input(
     state: &AppState,
     principal: &Principal,
     body: Value,
+    size: usize,
 ) -> Result<(Value, Option<Arc<Vault>>), ApiError> {
     if state.config.gateway.guard == GuardMode::Off {
         return Ok((body, None));
     }
     let guard = state.guard().await?;
     let tenant = principal.tenant.to_string();
-    let size = body.get("messages").map_or(0, |m| m.to_string().len());
+    // `size` is the request's byte length: no second serialisation just to measure it.
     let (body, scan) = if size <= INLINE_SCAN_BYTES {
         let mut body = body;
         let scan = scan_input(&guard, &tenant, &mut body)?;
@@ -353,14 +354,14 @@ pub(super) async fn chat(
     State(state): State<AppState>,
     principal: Principal,
     headers: HeaderMap,
-    body: Bytes,
+    raw: Bytes,
 ) -> Result<Response, ApiError> {
-    let body = json_body(&body)?;
+    let body = json_body(&raw)?;
     if let Some(kb) = body.get("kb") {
         return grounded(&state, &principal, kb, &body).await;
     }
     let caller = caller(&principal, &headers, &body)?;
-    let (body, vault) = guard_input(&state, &principal, body).await?;
+    let (body, vault) = guard_input(&state, &principal, body, raw.len()).await?;
     match state.gateway.chat(caller, body).await? {
         Reply::Json(bytes, _) => guard_output(&state, &principal, bytes, vault.as_deref()).await,
         Reply::Stream(s) => {
