@@ -12,6 +12,9 @@ use crate::price::Usage;
 use crate::provider::{ChunkSource, Upstream, UpstreamError};
 use crate::wire::{content_text, estimate_prompt_tokens, estimate_tokens, usage_json};
 use bytes::Bytes;
+// The answer path verifies this model's sentences with the same splitter, so both agree
+// on where a sentence ends.
+use regelkreis_eval::text::sentences;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 
@@ -178,29 +181,6 @@ pub fn is_german(question: &str) -> bool {
     n >= 1 && !question.to_lowercase().contains(" the ")
 }
 
-fn sentences(text: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    let b = text.as_bytes();
-    for (i, &c) in b.iter().enumerate() {
-        let end = matches!(c, b'.' | b'!' | b'?')
-            && b.get(i + 1).is_none_or(|n| n.is_ascii_whitespace())
-            || c == b'\n';
-        if end {
-            let s = text[start..=i].trim();
-            if !s.is_empty() {
-                out.push(s);
-            }
-            start = i + 1;
-        }
-    }
-    let rest = text[start..].trim();
-    if !rest.is_empty() {
-        out.push(rest);
-    }
-    out
-}
-
 /// Splits a context text into blocks, each with its source number when it starts with
 /// `[n]` on a line of its own or before text.
 fn blocks(text: &str) -> Vec<(Option<usize>, String)> {
@@ -243,7 +223,7 @@ struct Candidate {
 }
 
 /// The section line a source may start with (`Section: Warranty › Terms`).
-const SECTION: &str = "Section:";
+pub const SECTION: &str = "Section:";
 
 /// The answer text for a chat request's messages.
 pub fn answer(messages: &[Value]) -> String {

@@ -213,7 +213,11 @@ pub async fn answer(
             let section = if h.heading_path.is_empty() {
                 String::new()
             } else {
-                format!("Section: {}\n", h.heading_path.join(" › "))
+                format!(
+                    "{} {}\n",
+                    regelkreis_gateway::local::SECTION,
+                    h.heading_path.join(" › ")
+                )
             };
             format!(
                 "[{}] {}{}\n",
@@ -257,6 +261,12 @@ pub async fn answer(
         .to_owned();
     // Lexical support first; a paraphrase with half the words and every number gets a
     // second chance by embedding similarity (cosine ≥ 0.85 under the base's model).
+    // The built-in model's own way of declining.
+    let text_declined = [
+        regelkreis_gateway::local::NO_ANSWER,
+        regelkreis_gateway::local::NO_ANSWER_DE,
+    ]
+    .contains(&text.trim());
     let originals: Vec<String> = sources.iter().map(|h| h.text.clone()).collect();
     let min_support = req.min_support;
     let checked = tokio::task::spawn_blocking(move || {
@@ -275,9 +285,7 @@ pub async fn answer(
     if checked.kept.is_empty() {
         let reason = if unsupported.is_empty() {
             "the model gave no answer".to_owned()
-        } else if unsupported.len() == 1
-            && (unsupported[0].contains("don't know") || unsupported[0].contains("nicht hervor"))
-        {
+        } else if text_declined {
             "the sources do not contain the answer".to_owned()
         } else {
             "no sentence of the model's answer is supported by the sources".to_owned()
