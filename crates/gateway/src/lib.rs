@@ -684,6 +684,15 @@ impl Gateway {
                 );
                 let _enter = span.enter();
                 let price = self.price(t.provider, &t.model);
+                let summary =
+                    |usage: Usage, fallback_path: Vec<String>, interrupted: bool| CallSummary {
+                        provider: name.clone(),
+                        model: t.model.clone(),
+                        cost: price.cost(&usage),
+                        usage,
+                        fallback_path,
+                        interrupted,
+                    };
                 let outcome: Result<(), UpstreamError> = match self.providers[t.provider]
                     .chat(body, &t.model, stream)
                     .await
@@ -692,27 +701,13 @@ impl Gateway {
                         self.breaker(t.provider).success();
                         let usage = usage.unwrap_or_else(|| estimate_usage(messages, &bytes));
                         flight.push(bytes);
-                        return Ok(CallSummary {
-                            provider: name.clone(),
-                            model: t.model.clone(),
-                            cost: price.cost(&usage),
-                            usage,
-                            fallback_path: path,
-                            interrupted: false,
-                        });
+                        return Ok(summary(usage, path, false));
                     }
                     Ok(Upstream::Stream(mut src)) => {
                         match pump(flight, &mut src, include_usage, messages).await {
                             Ok(usage) => {
                                 self.breaker(t.provider).success();
-                                return Ok(CallSummary {
-                                    provider: name.clone(),
-                                    model: t.model.clone(),
-                                    cost: price.cost(&usage),
-                                    usage,
-                                    fallback_path: path,
-                                    interrupted: false,
-                                });
+                                return Ok(summary(usage, path, false));
                             }
                             Err(Broken { error, sent: 0, .. }) => Err(error),
                             Err(Broken { error, usage, .. }) => {
@@ -726,14 +721,7 @@ impl Gateway {
                                     "code": "stream_interrupted",
                                 }});
                                 flight.push(wire::sse_data(event.to_string().as_bytes()));
-                                return Ok(CallSummary {
-                                    provider: name.clone(),
-                                    model: t.model.clone(),
-                                    cost: price.cost(&usage),
-                                    usage,
-                                    fallback_path: path,
-                                    interrupted: true,
-                                });
+                                return Ok(summary(usage, path, true));
                             }
                         }
                     }
