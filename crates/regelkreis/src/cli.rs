@@ -210,6 +210,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// The CLI acting for a tenant in process, as a key with `chat` and `kb:read` would
+/// (`ask`, `eval run`, `bench eval`, the demo's eval).
+pub fn answering_principal(tenant: regelkreis_core::TenantId) -> regelkreis_server::Principal {
+    regelkreis_server::Principal {
+        tenant,
+        key_id: regelkreis_core::KeyId::from_random([0; 8]),
+        scopes: regelkreis_core::Scopes::new([
+            regelkreis_core::Scope::Chat,
+            regelkreis_core::Scope::KbRead,
+        ]),
+    }
+}
+
 /// Opens the configured store.
 pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let spec = config.store_spec()?;

@@ -577,14 +577,7 @@ async fn grounded(
     }
     let cases = regelkreis_eval::dataset::parse(&std::fs::read_to_string(dir.join("eval.jsonl"))?)?;
     let acme = store.tenant_by_name("acme")?.context("tenant acme")?;
-    let principal = regelkreis_server::Principal {
-        tenant: acme.id,
-        key_id: regelkreis_core::KeyId::from_random([0; 8]),
-        scopes: regelkreis_core::Scopes::new([
-            regelkreis_core::Scope::Chat,
-            regelkreis_core::Scope::KbRead,
-        ]),
-    };
+    let principal = crate::cli::answering_principal(acme.id);
     let o = crate::eval::run_cases(state, &principal, "brand", "cheap", &cases, 4, true).await?;
     let m = |k: &str| o.report.get(k).unwrap_or(f64::NAN);
     println!(

@@ -229,14 +229,7 @@ pub fn run(config: &Config, args: &EvalRunArgs) -> anyhow::Result<()> {
         .build()?;
     let outcome = rt.block_on(async {
         let state = regelkreis_server::AppState::new(store.clone(), config.server_config()?)?;
-        let principal = regelkreis_server::Principal {
-            tenant: tenant.id.clone(),
-            key_id: regelkreis_core::KeyId::from_random([0; 8]),
-            scopes: regelkreis_core::Scopes::new([
-                regelkreis_core::Scope::Chat,
-                regelkreis_core::Scope::KbRead,
-            ]),
-        };
+        let principal = crate::cli::answering_principal(tenant.id.clone());
         let o = run_cases(
             &state,
             &principal,
@@ -371,14 +364,7 @@ pub fn bench(args: &EvalBenchArgs) -> anyhow::Result<()> {
         .build()?;
     let outcome = rt.block_on(async {
         let state = regelkreis_server::AppState::new(store.clone(), config.server_config()?)?;
-        let principal = regelkreis_server::Principal {
-            tenant: tenant.id.clone(),
-            key_id: regelkreis_core::KeyId::from_random([0; 8]),
-            scopes: regelkreis_core::Scopes::new([
-                regelkreis_core::Scope::Chat,
-                regelkreis_core::Scope::KbRead,
-            ]),
-        };
+        let principal = crate::cli::answering_principal(tenant.id.clone());
         // Warm the guard and the encoder, as a running server has them warm.
         let _ = run_cases(&state, &principal, "brand", "cheap", &base[..1], 1, false).await?;
         let o = run_cases(

@@ -338,14 +338,7 @@ pub fn ask(config: &Config, args: &AskArgs) -> anyhow::Result<()> {
         .build()?;
     let answer = rt.block_on(async {
         let state = regelkreis_server::AppState::new(store, config.server_config()?)?;
-        let principal = regelkreis_server::Principal {
-            tenant: regelkreis_core::TenantId::parse(&tenant)?,
-            key_id: regelkreis_core::KeyId::from_random([0; 8]),
-            scopes: regelkreis_core::Scopes::new([
-                regelkreis_core::Scope::Chat,
-                regelkreis_core::Scope::KbRead,
-            ]),
-        };
+        let principal = crate::cli::answering_principal(regelkreis_core::TenantId::parse(&tenant)?);
         let req = regelkreis_server::answer::AnswerRequest {
             question: args.question.join(" "),
             k: args.k,
