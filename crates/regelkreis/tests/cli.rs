@@ -134,6 +134,24 @@ impl Drop for Server {
     }
 }
 
+/// A one-document knowledge base `help` (an Aurora kettle sheet) for `tenant`.
+fn ingest_kettle(data: &Path, tenant: &str) {
+    let docs = data.join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(
+        docs.join("kettle.md"),
+        "# Aurora kettle\n\nThe Aurora kettle costs 49 euros. It holds 1.7 litres.\n\n## Warranty\n\nThe warranty lasts two years from the date of purchase.\n",
+    )
+    .unwrap();
+    let docs = docs.to_str().unwrap();
+    ok(
+        data,
+        &[
+            "ingest", docs, "--kb", "help", "--tenant", tenant, "--model", "minilm",
+        ],
+    );
+}
+
 fn key(data: &Path, tenant: &str, scopes: &[&str]) -> String {
     let mut args = vec!["keys", "create", "--tenant", tenant, "--scope"];
     args.extend_from_slice(scopes);
@@ -1099,26 +1117,7 @@ limit = "0.000010"
         let mock = start_mock();
         let config = write_config(data.path(), &mock);
         let key = key(data.path(), "acme", &["chat", "stats", "kb:read"]);
-        let docs = data.path().join("docs");
-        std::fs::create_dir_all(&docs).unwrap();
-        std::fs::write(
-            docs.join("kettle.md"),
-            "# Aurora kettle\n\nThe Aurora kettle costs 49 euros.\n\n## Warranty\n\nThe warranty lasts two years from the date of purchase.\n",
-        )
-        .unwrap();
-        ok(
-            data.path(),
-            &[
-                "ingest",
-                docs.to_str().unwrap(),
-                "--kb",
-                "help",
-                "--tenant",
-                "acme",
-                "--model",
-                "minilm",
-            ],
-        );
+        ingest_kettle(data.path(), "acme");
         let server = Server::start_with(data.path(), &["--config", config.to_str().unwrap()]);
         let out = Command::new(python)
             .arg(root.join("scripts/openai_client_check.py"))
@@ -1191,24 +1190,7 @@ mod ask {
     #[test]
     fn ask_cites_or_abstains() {
         let data = tempfile::tempdir().unwrap();
-        let docs = data.path().join("docs");
-        std::fs::create_dir_all(&docs).unwrap();
-        std::fs::write(
-            docs.join("kettle.md"),
-            "# Aurora kettle\n\nThe Aurora kettle costs 49 euros. It holds 1.7 litres.\n\n## Warranty\n\nThe warranty lasts two years from the date of purchase.\n",
-        )
-        .unwrap();
-        ok(
-            data.path(),
-            &[
-                "ingest",
-                docs.to_str().unwrap(),
-                "--kb",
-                "help",
-                "--model",
-                "minilm",
-            ],
-        );
+        ingest_kettle(data.path(), "default");
         let out = ok(
             data.path(),
             &[
