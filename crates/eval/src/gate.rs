@@ -130,6 +130,7 @@ mod tests {
                 latency_ms: latency + (i % 7) as f64,
                 cost_micros: 100,
                 confidence: None,
+                signals: Default::default(),
             })
             .collect();
         Report::from_results(&results)

@@ -1,5 +1,6 @@
 //! One eval run's results and the metrics over them.
 
+use crate::calibration::expected_calibration_error;
 use crate::metrics::{mean, ndcg_at_k, percentile, recall_at_k, reciprocal_rank};
 use crate::text::token_f1;
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,9 @@ pub struct CaseResult {
     /// The confidence the answer path gave (0..=1), when it gave one.
     #[serde(default)]
     pub confidence: Option<f64>,
+    /// The grounding signals the confidence was computed from.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub signals: BTreeMap<String, f64>,
 }
 
 impl CaseResult {
@@ -73,33 +77,18 @@ pub fn higher_is_better(metric: &str) -> bool {
         || metric.starts_with("confidence_"))
 }
 
-/// Expected calibration error of the answers' confidence against their success: ten
-/// equal-width bins, |mean confidence − success rate| weighted by the bin's share.
+/// Expected calibration error of the responses' confidence against their success (see
+/// [`crate::calibration::expected_calibration_error`]).
 pub fn calibration_error(results: &[CaseResult]) -> Option<f64> {
-    let scored: Vec<(f64, f64)> = results
+    expected_calibration_error(&scored(results))
+}
+
+/// `(confidence, success)` of the results that carry a confidence.
+pub fn scored(results: &[CaseResult]) -> Vec<(f64, bool)> {
+    results
         .iter()
-        .filter_map(|r| {
-            r.confidence
-                .map(|c| (c.clamp(0.0, 1.0), f64::from(u8::from(r.success()))))
-        })
-        .collect();
-    if scored.is_empty() {
-        return None;
-    }
-    let mut bins = [(0.0f64, 0.0f64, 0usize); 10];
-    for &(c, hit) in &scored {
-        let b = ((c * 10.0) as usize).min(9);
-        bins[b].0 += c;
-        bins[b].1 += hit;
-        bins[b].2 += 1;
-    }
-    let n = scored.len() as f64;
-    Some(
-        bins.iter()
-            .filter(|b| b.2 > 0)
-            .map(|&(c, h, k)| (c / k as f64 - h / k as f64).abs() * k as f64 / n)
-            .sum(),
-    )
+        .filter_map(|r| r.confidence.map(|c| (c.clamp(0.0, 1.0), r.success())))
+        .collect()
 }
 
 impl Report {
@@ -231,6 +220,7 @@ mod tests {
             latency_ms: 10.0,
             cost_micros: 1_000,
             confidence: None,
+            signals: Default::default(),
         }
     }
 

@@ -172,6 +172,17 @@ fn words(s: &str) -> Vec<String> {
         .collect()
 }
 
+/// Share of a question's topic words (stop words left out, lightly stemmed) that occur
+/// in the texts; 0 for a question with none. A grounding signal for any model's answer.
+pub fn question_coverage(question: &str, texts: &[&str]) -> f64 {
+    let q: HashSet<String> = words(question).into_iter().collect();
+    if q.is_empty() {
+        return 0.0;
+    }
+    let seen: HashSet<String> = texts.iter().flat_map(|t| words(t)).collect();
+    q.iter().filter(|w| seen.contains(*w)).count() as f64 / q.len() as f64
+}
+
 /// Whether a question reads as German.
 pub fn is_german(question: &str) -> bool {
     let n = question

@@ -201,6 +201,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Search(args) => crate::knowledge::search(&config, &args),
         Command::Ask(args) => crate::knowledge::ask(&config, &args),
         Command::Eval(crate::eval::EvalCommand::Run(args)) => crate::eval::run(&config, &args),
+        Command::Eval(crate::eval::EvalCommand::Calibrate(args)) => {
+            crate::eval::calibrate(&config, &args)
+        }
         Command::Costs(args) => crate::costs::run(&config, &args),
         Command::Demo
         | Command::Bench(_)

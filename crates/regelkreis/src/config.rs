@@ -40,6 +40,10 @@ pub struct KnowledgeSection {
     /// `~/.cache/regelkreis/models`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub models_dir: Option<PathBuf>,
+    /// Confidence model of the answer path (`regelkreis eval calibrate --out`); the one
+    /// fitted on the shipped eval set when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence_model: Option<PathBuf>,
 }
 
 /// `[guard]`.
@@ -213,6 +217,16 @@ impl Config {
             }
             None => None,
         };
+        let confidence = match &self.knowledge.confidence_model {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("reading knowledge.confidence_model {}", path.display())
+                })?;
+                serde_json::from_str(&text)
+                    .with_context(|| format!("knowledge.confidence_model {}", path.display()))?
+            }
+            None => regelkreis_server::answer::shipped_confidence_model(),
+        };
         Ok(ServerConfig {
             body_limit_bytes: self.server.body_limit_bytes,
             max_header_bytes: self.server.max_header_bytes,
@@ -222,6 +236,7 @@ impl Config {
             models_dir: self.models_dir(),
             gateway: self.gateway.clone(),
             prices: self.prices()?,
+            confidence,
         })
     }
 

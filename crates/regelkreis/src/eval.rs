@@ -21,6 +21,33 @@ use std::sync::Arc;
 pub enum EvalCommand {
     /// Run a dataset against a knowledge base.
     Run(EvalRunArgs),
+    /// Fit the answer path's confidence model on a dataset's outcomes.
+    Calibrate(EvalCalibrateArgs),
+}
+
+/// Arguments of `eval calibrate`.
+#[derive(Debug, clap::Args)]
+pub struct EvalCalibrateArgs {
+    /// The dataset (JSON lines).
+    pub dataset: PathBuf,
+    /// Knowledge base name.
+    #[arg(long)]
+    pub kb: String,
+    /// Tenant name.
+    #[arg(long, default_value = "default")]
+    pub tenant: String,
+    /// Model, alias or tier.
+    #[arg(long, default_value = "cheap")]
+    pub model: String,
+    /// Folds of the cross-validation that judges the fit.
+    #[arg(long, default_value_t = 5)]
+    pub folds: usize,
+    /// Where to write the fitted model (JSON; `[knowledge] confidence_model` reads it).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `eval run`.
@@ -58,6 +85,8 @@ pub struct EvalRunArgs {
 pub struct EvalOutcome {
     /// The metrics.
     pub report: Report,
+    /// Per case, in dataset order.
+    pub results: Vec<CaseResult>,
     /// Ids of the cases that did not succeed.
     pub failures: Vec<String>,
     /// Seconds the run took.
@@ -124,6 +153,7 @@ fn score(
         latency_ms: a.latency_ms,
         cost_micros: a.cost_micros,
         confidence: Some(a.confidence),
+        signals: a.signals.clone(),
     })
 }
 
@@ -190,26 +220,65 @@ pub async fn run_cases(
         .collect();
     Ok(EvalOutcome {
         report: Report::from_results(&results),
+        results,
         failures,
         seconds: started.elapsed().as_secs_f64(),
     })
 }
 
-/// Runs `eval run`.
-pub fn run(config: &Config, args: &EvalRunArgs) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(&args.dataset)
-        .with_context(|| format!("reading {}", args.dataset.display()))?;
+/// Reads a dataset, optionally repeated `repeat` times with distinct ids.
+fn read_dataset(path: &std::path::Path, repeat: usize) -> anyhow::Result<Vec<Case>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut cases = regelkreis_eval::dataset::parse(&text)
-        .with_context(|| format!("dataset {}", args.dataset.display()))?;
-    if args.repeat > 1 {
+        .with_context(|| format!("dataset {}", path.display()))?;
+    if repeat > 1 {
         let base = cases.clone();
-        for r in 1..args.repeat {
+        for r in 1..repeat {
             cases.extend(base.iter().cloned().map(|mut c| {
                 c.id = format!("{}#{r}", c.id);
                 c
             }));
         }
     }
+    Ok(cases)
+}
+
+/// Runs cases against a knowledge base of a tenant in the configured data dir.
+fn execute(
+    config: &Config,
+    tenant: &str,
+    kb: &str,
+    model: &str,
+    cases: &[Case],
+    concurrency: usize,
+    progress: bool,
+) -> anyhow::Result<(
+    Arc<dyn regelkreis_store::Store>,
+    regelkreis_core::TenantId,
+    EvalOutcome,
+)> {
+    let store = crate::cli::open_store(config)?;
+    let tenant = store
+        .tenant_by_name(tenant)?
+        .with_context(|| format!("tenant {tenant} does not exist"))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let outcome = rt.block_on(async {
+        let state = regelkreis_server::AppState::new(store.clone(), config.server_config()?)?;
+        let principal = crate::cli::answering_principal(tenant.id.clone());
+        let o = run_cases(&state, &principal, kb, model, cases, concurrency, progress).await;
+        state.flush().await;
+        o
+    })?;
+    Ok((store, tenant.id, outcome))
+}
+
+/// Runs `eval run`.
+pub fn run(config: &Config, args: &EvalRunArgs) -> anyhow::Result<()> {
+    let cases = read_dataset(&args.dataset, args.repeat)?;
     let baseline: Option<Report> = match &args.baseline {
         Some(p) => Some(
             serde_json::from_str(
@@ -219,33 +288,18 @@ pub fn run(config: &Config, args: &EvalRunArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let store = crate::cli::open_store(config)?;
-    let tenant = store
-        .tenant_by_name(&args.tenant)?
-        .with_context(|| format!("tenant {} does not exist", args.tenant))?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let outcome = rt.block_on(async {
-        let state = regelkreis_server::AppState::new(store.clone(), config.server_config()?)?;
-        let principal = crate::cli::answering_principal(tenant.id.clone());
-        let o = run_cases(
-            &state,
-            &principal,
-            &args.kb,
-            &args.model,
-            &cases,
-            args.concurrency,
-            !args.json,
-        )
-        .await;
-        state.flush().await;
-        o
-    })?;
+    let (store, tenant, outcome) = execute(
+        config,
+        &args.tenant,
+        &args.kb,
+        &args.model,
+        &cases,
+        args.concurrency,
+        !args.json,
+    )?;
     let violations = check(&outcome.report, baseline.as_ref(), &Floor::defaults());
     store.append_events(&[regelkreis_core::NewEvent {
-        tenant: tenant.id.clone(),
+        tenant: tenant.clone(),
         at: regelkreis_core::Timestamp::now(),
         tags: regelkreis_core::Tags::default(),
         kind: regelkreis_core::EventKind::Custom {
@@ -312,6 +366,107 @@ pub fn run(config: &Config, args: &EvalRunArgs) -> anyhow::Result<()> {
     }
     if args.gate && !violations.is_empty() {
         anyhow::bail!("the eval gate failed on {} metric(s)", violations.len());
+    }
+    Ok(())
+}
+
+/// Runs `eval calibrate`: the dataset through the answer path, then the confidence model
+/// refitted on the outcomes (right = the case succeeded). Prints the current model's
+/// calibration beside the refit's, judged out of fold, and writes the refit fitted on
+/// all cases.
+pub fn calibrate(config: &Config, args: &EvalCalibrateArgs) -> anyhow::Result<()> {
+    use regelkreis_eval::calibration::{
+        brier_score, expected_calibration_error, reliability, ConfidenceModel, Sample, DEFAULT_L2,
+    };
+    use regelkreis_server::answer::{ABSTENTION_SIGNALS, ANSWER_SIGNALS};
+    let cases = read_dataset(&args.dataset, 1)?;
+    let (_, _, outcome) = execute(
+        config,
+        &args.tenant,
+        &args.kb,
+        &args.model,
+        &cases,
+        4,
+        !args.json,
+    )?;
+    let samples: Vec<Sample> = outcome
+        .results
+        .iter()
+        .map(|r| Sample {
+            abstained: r.abstained,
+            signals: r.signals.clone(),
+            right: r.success(),
+        })
+        .collect();
+    let current = regelkreis_eval::report::scored(&outcome.results);
+    let folds = args.folds.clamp(2, samples.len().max(2));
+    let out_of_fold = ConfidenceModel::cross_validate(
+        &ANSWER_SIGNALS,
+        &ABSTENTION_SIGNALS,
+        &samples,
+        folds,
+        DEFAULT_L2,
+    )?;
+    let refit: Vec<(f64, bool)> = out_of_fold
+        .iter()
+        .zip(&samples)
+        .map(|(c, s)| (*c, s.right))
+        .collect();
+    let model = ConfidenceModel::fit(&ANSWER_SIGNALS, &ABSTENTION_SIGNALS, &samples, DEFAULT_L2)?;
+    if let Some(path) = &args.out {
+        std::fs::write(path, serde_json::to_string_pretty(&model)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let figures = |s: &[(f64, bool)]| {
+        serde_json::json!({
+            "ece": expected_calibration_error(s), "brier": brier_score(s),
+            "reliability": reliability(s),
+        })
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "cases": samples.len(), "folds": folds,
+                "current": figures(&current), "refit_out_of_fold": figures(&refit),
+                "model": model,
+            })
+        );
+        return Ok(());
+    }
+    let right = samples.iter().filter(|s| s.right).count();
+    println!(
+        "{} cases ({} right, {} abstentions), {folds}-fold cross-validation\n",
+        samples.len(),
+        right,
+        samples.iter().filter(|s| s.abstained).count()
+    );
+    println!("{:<28} {:>8} {:>8}", "confidence model", "ECE", "Brier");
+    for (name, s) in [("current", &current), ("refit (out of fold)", &refit)] {
+        println!(
+            "{name:<28} {:>8.4} {:>8.4}",
+            expected_calibration_error(s).unwrap_or(f64::NAN),
+            brier_score(s).unwrap_or(f64::NAN)
+        );
+    }
+    println!("\nreliability of the refit, out of fold");
+    println!(
+        "{:<11} {:>6} {:>11} {:>9}  ",
+        "confidence", "cases", "mean conf.", "right"
+    );
+    for b in reliability(&refit) {
+        let bar = "█".repeat((b.accuracy * 20.0).round() as usize);
+        println!(
+            "{:.1}–{:.1}    {:>6} {:>11.2} {:>9.2}  {bar}",
+            b.low, b.high, b.count, b.confidence, b.accuracy
+        );
+    }
+    if let Some(path) = &args.out {
+        println!(
+            "\nwrote {} (fitted on all {} cases)",
+            path.display(),
+            samples.len()
+        );
     }
     Ok(())
 }

@@ -1282,6 +1282,32 @@ mod eval {
             assert!(m.get(name).is_some(), "{name} missing: {m}");
         }
         assert_eq!(report["gate"]["passed"], true, "{report}");
+        // The shipped confidence model was fitted on this set with this answer path: if
+        // the path changes, `eval calibrate --out crates/server/confidence.json` refits it.
+        assert!(m["confidence_ece"].as_f64().unwrap() <= 0.1, "{m}");
+        // Refitting judges itself out of fold: better than always saying the base rate.
+        let refit = data.path().join("confidence.json");
+        let out = ok(
+            data.path(),
+            &[
+                "eval",
+                "calibrate",
+                dataset.to_str().unwrap(),
+                "--kb",
+                "brand",
+                "--json",
+                "--out",
+                refit.to_str().unwrap(),
+            ],
+        );
+        let c: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let rate = m["success_rate"].as_f64().unwrap();
+        let oof = &c["refit_out_of_fold"];
+        assert!(oof["brier"].as_f64().unwrap() < rate * (1.0 - rate), "{c}");
+        assert!(oof["ece"].as_f64().unwrap() < 0.1, "{c}");
+        let written: regelkreis_eval::calibration::ConfidenceModel =
+            serde_json::from_str(&std::fs::read_to_string(&refit).unwrap()).unwrap();
+        assert_eq!(written, serde_json::from_value(c["model"].clone()).unwrap());
         // A baseline far better than this run: the gate names the metric and fails.
         let mut better = report.clone();
         better["metrics"]["goal_completion"] = serde_json::json!(1.0);

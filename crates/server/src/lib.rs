@@ -45,6 +45,8 @@ pub struct ServerConfig {
     pub gateway: regelkreis_gateway::GatewayConfig,
     /// Prices of the gateway's models.
     pub prices: regelkreis_gateway::PriceCatalogue,
+    /// Maps an answer's grounding signals to its confidence.
+    pub confidence: regelkreis_eval::calibration::ConfidenceModel,
 }
 
 impl Default for ServerConfig {
@@ -58,6 +60,7 @@ impl Default for ServerConfig {
             models_dir: regelkreis_knowledge::embed::models_dir(),
             gateway: regelkreis_gateway::GatewayConfig::default(),
             prices: regelkreis_gateway::PriceCatalogue::builtin(),
+            confidence: answer::shipped_confidence_model(),
         }
     }
 }

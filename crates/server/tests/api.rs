@@ -1688,6 +1688,17 @@ mod answers {
             .await;
         assert_eq!(none["abstained"], true, "{none}");
         assert!(none["reason"].as_str().is_some());
+        // Confidence is P(this response is right) for answers and abstentions alike,
+        // computed from the signals the response carries.
+        for r in [&a, &none] {
+            let c = r["confidence"].as_f64().unwrap();
+            assert!(c > 0.0 && c < 1.0, "{r}");
+            assert!(
+                r["signals"].as_object().is_some_and(|s| !s.is_empty()),
+                "{r}"
+            );
+        }
+        assert_eq!(a["signals"]["coverage"], 1.0, "{a}");
         let (_, de) = h
             .call(
                 Method::POST,
