@@ -105,7 +105,14 @@ Valid from 1 January 2026. All prices include VAT.
 {rows}
 """)
     rows = "\n".join(f"| {n} {k[0]} | {o} euros |" for (n, _, k, _p, o, *_r) in PRODUCTS)
+    # Front matter marks the page as replaced: answers leave it out unless asked to include it.
     write("price-list-2024.md", f"""
+---
+type: prices
+date: 2024-01-01
+superseded_by: price-list-2026.md
+---
+
 # Nordlicht Home price list 2024 (outdated)
 
 This page is outdated. It was replaced by the price list 2026 and is kept for reference only.

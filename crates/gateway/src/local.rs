@@ -152,10 +152,25 @@ const GERMAN: &[&str] = &[
 /// (`returns` → `return`, `kostet` → `kost`).
 fn stem(w: &str) -> String {
     if w.chars().count() > 4 {
+        if let Some(r) = w.strip_suffix("ies") {
+            return format!("{r}y");
+        }
         for suffix in ["ing", "ed", "es", "et", "en", "er", "s", "e"] {
             if let Some(r) = w.strip_suffix(suffix) {
                 if r.chars().count() >= 3 {
-                    return r.to_owned();
+                    // `shipping` → `shipp` → `ship`, as `ship` itself stems.
+                    let b = r.as_bytes();
+                    let doubled = b.len() >= 4
+                        && b[b.len() - 1] == b[b.len() - 2]
+                        && !matches!(
+                            b[b.len() - 1],
+                            b'a' | b'e' | b'i' | b'o' | b'u' | b's' | b'l'
+                        );
+                    return if doubled {
+                        r[..r.len() - 1].to_owned()
+                    } else {
+                        r.to_owned()
+                    };
                 }
             }
         }
@@ -251,32 +266,39 @@ pub fn answer(messages: &[Value]) -> String {
     let mut candidates: Vec<Candidate> = Vec::new();
     let mut mentioned: HashSet<String> = HashSet::new();
     let mut block_no = 0;
-    for (i, m) in messages.iter().enumerate() {
-        if i == last_user || m["role"] == "assistant" {
+    let context: Vec<Vec<(Option<usize>, String)>> = messages
+        .iter()
+        .enumerate()
+        .filter(|(i, m)| *i != last_user && m["role"] != "assistant")
+        .map(|(_, m)| blocks(&content_text(&m["content"])))
+        .collect();
+    // With numbered sources, answers come from them only: the instructions around them
+    // are not facts.
+    let numbered = context.iter().flatten().any(|(n, _)| n.is_some());
+    for (source, block) in context.into_iter().flatten() {
+        if numbered && source.is_none() {
             continue;
         }
-        for (source, block) in blocks(&content_text(&m["content"])) {
-            block_no += 1;
-            // A first line `Section: …` is context: its words count as mentioned, but it
-            // is never an answer.
-            let (section, body): (HashSet<String>, &str) = match block.split_once('\n') {
-                Some((first, rest)) if first.trim_start().starts_with(SECTION) => {
-                    (words(first).into_iter().collect(), rest)
-                }
-                _ if block.trim_start().starts_with(SECTION) => continue,
-                _ => (HashSet::new(), block.as_str()),
-            };
-            mentioned.extend(section.iter().cloned());
-            for s in sentences(body) {
-                let own: HashSet<String> = words(s).into_iter().collect();
-                candidates.push(Candidate {
-                    text: s.to_owned(),
-                    source,
-                    block: block_no,
-                    about: own.union(&section).cloned().collect(),
-                    words: own,
-                });
+        block_no += 1;
+        // A first line `Section: …` is context: its words count as mentioned, but it
+        // is never an answer.
+        let (section, body): (HashSet<String>, &str) = match block.split_once('\n') {
+            Some((first, rest)) if first.trim_start().starts_with(SECTION) => {
+                (words(first).into_iter().collect(), rest)
             }
+            _ if block.trim_start().starts_with(SECTION) => continue,
+            _ => (HashSet::new(), block.as_str()),
+        };
+        mentioned.extend(section.iter().cloned());
+        for s in sentences(body) {
+            let own: HashSet<String> = words(s).into_iter().collect();
+            candidates.push(Candidate {
+                text: s.to_owned(),
+                source,
+                block: block_no,
+                about: own.union(&section).cloned().collect(),
+                words: own,
+            });
         }
     }
     // Rare words weigh more: ln(1 + N / df).
@@ -288,9 +310,11 @@ pub fn answer(messages: &[Value]) -> String {
     }
     // A question word no source mentions at all is a part of the question the sources
     // cannot answer ("What does the kettle weigh?" with no weight anywhere): decline
-    // rather than answer a neighbouring question.
+    // rather than answer a neighbouring question. A number is not a topic: a question that quotes a wrong figure ("still 45
+    // euros?") is answered with the right one, which the verifier then checks.
     let missing = q
         .iter()
+        .filter(|w| !w.chars().all(|c| c.is_ascii_digit()))
         .filter(|w| !df.contains_key(w.as_str()) && !mentioned.contains(*w))
         .count();
     if q.is_empty() || missing > 0 {
@@ -299,7 +323,7 @@ pub fn answer(messages: &[Value]) -> String {
     let n = candidates.len().max(1) as f64;
     let weight = |w: &str| (1.0 + n / df.get(w).copied().unwrap_or(1) as f64).ln();
     // Greedy coverage: each pick must add question words the earlier picks lack, worth at
-    // least a quarter of the first pick's score (twice that from another block);
+    // least a fifth of the first pick's score (twice that from another block);
     // near-repeats of a pick are skipped.
     let mut covered: HashSet<String> = HashSet::new();
     let mut chosen: Vec<usize> = Vec::new();
@@ -335,7 +359,7 @@ pub fn answer(messages: &[Value]) -> String {
         let Some((gain, i)) = best else { break };
         if chosen.is_empty() {
             top = gain;
-        } else if gain < top / 4.0 {
+        } else if gain < top / 5.0 {
             break;
         }
         covered.extend(candidates[i].about.intersection(&q).cloned());

@@ -85,6 +85,9 @@ pub struct Extracted {
     pub title: Option<String>,
     /// Blocks in reading order.
     pub blocks: Vec<Block>,
+    /// Metadata a Markdown document carries in a front-matter block (`---` … `---` of
+    /// flat `key: value` lines; `[a, b]` lists, `true`/`false`, quoted strings).
+    pub front_matter: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Extracts text and structure.
@@ -160,6 +163,7 @@ fn plain(text: String) -> Extracted {
         title: None,
         blocks,
         text,
+        front_matter: Default::default(),
     }
 }
 
@@ -179,8 +183,14 @@ fn markdown(src: &str) -> Extracted {
     let mut heading: Option<(u8, Range<usize>, String)> = None;
     // Depth of containers whose blocks are already covered (list items, tables, code).
     let mut covered = 0usize;
-    for (event, range) in Parser::new_ext(src, Options::ENABLE_TABLES).into_offset_iter() {
+    let mut front_matter = serde_json::Map::new();
+    let mut in_front_matter = false;
+    let options = Options::ENABLE_TABLES | Options::ENABLE_YAML_STYLE_METADATA_BLOCKS;
+    for (event, range) in Parser::new_ext(src, options).into_offset_iter() {
         match event {
+            Event::Start(Tag::MetadataBlock(_)) => in_front_matter = true,
+            Event::End(TagEnd::MetadataBlock(_)) => in_front_matter = false,
+            Event::Text(t) if in_front_matter => front_matter.extend(parse_front_matter(&t)),
             Event::Start(Tag::Heading { level, .. }) => {
                 heading = Some((level_number(level), range, String::new()))
             }
@@ -234,7 +244,50 @@ fn markdown(src: &str) -> Extracted {
         text: src.to_owned(),
         title,
         blocks,
+        front_matter,
     }
+}
+
+/// Flat `key: value` lines of a front-matter block; nested YAML is not read (lines that
+/// are not `key: value` are skipped).
+fn parse_front_matter(text: &str) -> serde_json::Map<String, serde_json::Value> {
+    use serde_json::Value;
+    let scalar = |v: &str| -> Value {
+        let v = v.trim();
+        let unquoted = v
+            .strip_prefix('"')
+            .and_then(|r| r.strip_suffix('"'))
+            .or_else(|| v.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')));
+        match (unquoted, v) {
+            (Some(u), _) => Value::String(u.to_owned()),
+            (None, "true") => Value::Bool(true),
+            (None, "false") => Value::Bool(false),
+            (None, _) => Value::String(v.to_owned()),
+        }
+    };
+    let mut out = serde_json::Map::new();
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let key = key.trim();
+        let value = value.trim();
+        if key.is_empty() || key.starts_with('#') || key.contains(' ') || value.is_empty() {
+            continue;
+        }
+        let v = match value.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            Some(items) => Value::Array(
+                items
+                    .split(',')
+                    .filter(|i| !i.trim().is_empty())
+                    .map(scalar)
+                    .collect(),
+            ),
+            None => scalar(value),
+        };
+        out.insert(key.to_owned(), v);
+    }
+    out
 }
 
 fn level_number(level: HeadingLevel) -> u8 {
@@ -495,6 +548,7 @@ fn html(src: &str) -> Extracted {
     };
     walk(root, &mut out);
     Extracted {
+        front_matter: Default::default(),
         title: page_title.or(out.title),
         text: out.text,
         blocks: out.blocks,
@@ -544,6 +598,24 @@ mod tests {
 
     fn texts(e: &Extracted) -> Vec<&str> {
         e.blocks.iter().map(|b| &e.text[b.range.clone()]).collect()
+    }
+
+    #[test]
+    fn markdown_front_matter_is_metadata_not_text_to_chunk() {
+        let src = "---\ntitle: \"Price list 2024\"\nsuperseded_by: price-list-2026.md\ntags: [prices, old]\ndraft: false\nnested:\n  - x\n---\n\n# Prices\n\nThe kettle costs 45 euros.\n";
+        let e = extract(src.as_bytes(), Format::Markdown).unwrap();
+        let fm = &e.front_matter;
+        assert_eq!(fm["title"], "Price list 2024");
+        assert_eq!(fm["superseded_by"], "price-list-2026.md");
+        assert_eq!(fm["tags"], serde_json::json!(["prices", "old"]));
+        assert_eq!(fm["draft"], false);
+        assert!(!fm.contains_key("nested"));
+        // No block covers the front matter.
+        assert!(e
+            .blocks
+            .iter()
+            .all(|b| !e.text[b.range.clone()].contains("superseded")));
+        assert_eq!(e.title.as_deref(), Some("Prices"));
     }
 
     #[test]

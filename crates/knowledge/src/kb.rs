@@ -79,6 +79,10 @@ pub struct DocMetadata {
     /// Tags.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// The document that replaces this one (an id, title or URL): an outdated page kept
+    /// for reference, which answers leave out unless asked to include it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<String>,
     /// Anything else, kept as given.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
@@ -96,6 +100,19 @@ pub struct NewDocument {
     /// Format of `body`.
     pub format: Format,
     /// Metadata.
+    pub metadata: DocMetadata,
+}
+
+/// A stored document's description.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredDocument {
+    /// The id given at ingestion.
+    pub id: String,
+    /// Title.
+    pub title: Option<String>,
+    /// Language used.
+    pub language: String,
+    /// Metadata (the caller's, filled from front matter).
     pub metadata: DocMetadata,
 }
 
@@ -193,6 +210,50 @@ pub struct Filter {
     pub date_to: Option<String>,
     /// Only documents from this source.
     pub source: Option<String>,
+    /// Leave out documents another one supersedes (`superseded_by` set).
+    pub current_only: bool,
+}
+
+impl DocMetadata {
+    /// Fills what the caller left unset from a document's front matter (`type`, `date`,
+    /// `tags`, `language`, `source`, `superseded_by`, and any other key into `extra`);
+    /// what the caller set wins.
+    pub fn fill_from(&mut self, front_matter: &serde_json::Map<String, serde_json::Value>) {
+        use serde_json::Value;
+        let text = |v: &Value| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Bool(_) | Value::Number(_) => Some(v.to_string()),
+            _ => None,
+        };
+        for (key, value) in front_matter {
+            let slot = match key.as_str() {
+                "type" => &mut self.doc_type,
+                "date" => &mut self.date,
+                "language" | "lang" => &mut self.language,
+                "source" => &mut self.source,
+                "superseded_by" => &mut self.superseded_by,
+                "title" => continue,
+                "tags" => {
+                    if self.tags.is_empty() {
+                        self.tags = match value {
+                            Value::Array(items) => items.iter().filter_map(text).collect(),
+                            v => text(v).into_iter().collect(),
+                        };
+                    }
+                    continue;
+                }
+                _ => {
+                    self.extra
+                        .entry(key.clone())
+                        .or_insert_with(|| value.clone());
+                    continue;
+                }
+            };
+            if slot.is_none() {
+                *slot = text(value);
+            }
+        }
+    }
 }
 
 impl Filter {
@@ -220,6 +281,7 @@ impl Filter {
                 .date_to
                 .as_ref()
                 .is_none_or(|t| d.date.as_ref().is_some_and(|x| x <= t))
+            && !(self.current_only && d.superseded)
     }
 }
 
@@ -289,6 +351,7 @@ struct DocInfo {
     date: Option<String>,
     tags: Vec<String>,
     source: Option<String>,
+    superseded: bool,
 }
 
 enum Vectors {
@@ -697,15 +760,22 @@ impl KnowledgeBase {
                     d.id
                 )));
             }
-            if let Some(date) = &d.metadata.date {
-                validate_date(date)?;
-            }
         }
         let t0 = Instant::now();
         // Extract and redact; decide the model of an "auto" knowledge base.
         let mut extracted = Vec::with_capacity(documents.len());
-        for d in documents {
+        for mut d in documents {
             let e = extract(&d.body, d.format)?;
+            d.metadata.fill_from(&e.front_matter);
+            if let Some(date) = &d.metadata.date {
+                validate_date(date)
+                    .map_err(|e| KnowledgeError::Invalid(format!("document {:?}: {e}", d.id)))?;
+            }
+            let front_title = e
+                .front_matter
+                .get("title")
+                .and_then(|t| t.as_str())
+                .map(str::to_owned);
             let (text, mut blocks, pii) = match guard {
                 Some(g) => {
                     let (r, spans) = g.redact(&e.text, redaction_key);
@@ -725,7 +795,7 @@ impl KnowledgeBase {
                 .clone()
                 .or_else(|| detect_language(&text))
                 .unwrap_or_else(|| "und".to_owned());
-            let title = d.title.clone().or(e.title);
+            let title = d.title.clone().or(front_title).or(e.title);
             extracted.push((d, title, text, blocks, pii, language));
         }
         let model = self.resolve_model(extracted.iter().map(|x| x.5.as_str()))?;
@@ -1042,6 +1112,30 @@ impl KnowledgeBase {
         Ok(model)
     }
 
+    /// A document's title, language and metadata as stored, if it exists.
+    pub fn document(&self, id: &str) -> Result<Option<StoredDocument>, KnowledgeError> {
+        let db = lock(&self.db);
+        let row = db
+            .query_row(
+                "SELECT title, language, metadata FROM documents WHERE id = ?1",
+                params![id],
+                |r| {
+                    Ok((
+                        r.get::<_, Option<String>>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                },
+            )
+            .optional()?;
+        Ok(row.map(|(title, language, metadata)| StoredDocument {
+            id: id.to_owned(),
+            title,
+            language,
+            metadata: serde_json::from_str(&metadata).unwrap_or_default(),
+        }))
+    }
+
     /// A chunk by id: its document id, its text and its character offset in the
     /// document (what a citation is checked against).
     pub fn chunk(&self, chunk_id: u64) -> Result<Option<(String, String, usize)>, KnowledgeError> {
@@ -1249,6 +1343,7 @@ fn doc_info(id: &str, language: &str, m: &DocMetadata) -> DocInfo {
         date: m.date.clone(),
         tags: m.tags.clone(),
         source: m.source.clone(),
+        superseded: m.superseded_by.is_some(),
     }
 }
 

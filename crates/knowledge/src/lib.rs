@@ -17,7 +17,7 @@ mod simd;
 pub use extract::Format;
 pub use kb::{
     DocMetadata, DocOutcome, DocStatus, Filter, IngestReport, KbConfig, KnowledgeBase, NewDocument,
-    SearchHit, SearchMode, SearchRequest,
+    SearchHit, SearchMode, SearchRequest, StoredDocument,
 };
 pub use registry::{validate_name, Knowledge};
 

@@ -385,3 +385,65 @@ fn a_search_never_sees_half_of_a_replaced_document() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     assert!(reader.join().unwrap() > 0);
 }
+
+/// Markdown front matter fills the metadata the caller left unset; a page another one
+/// supersedes stays searchable but `current_only` leaves it out, in every mode, also
+/// after a restart.
+#[test]
+fn front_matter_marks_superseded_pages_that_current_only_leaves_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = "---\ntitle: Price list 2024\ntype: prices\ndate: 2024-01-01\nsuperseded_by: prices-2026\ntags: [prices, archive]\nowner: sales\n---\n\n# Prices\n\nThe Aurora kettle costs 45 euros.\n";
+    let new = "# Prices 2026\n\nThe Aurora kettle costs 49 euros.\n";
+    {
+        let knowledge = open(dir.path());
+        let kb = knowledge
+            .get_or_create("acme", "prices", english())
+            .unwrap();
+        let caller = DocMetadata {
+            doc_type: Some("pricing".into()),
+            ..DocMetadata::default()
+        };
+        kb.ingest(
+            vec![
+                doc("prices-2024", Format::Markdown, old, caller),
+                doc("prices-2026", Format::Markdown, new, DocMetadata::default()),
+            ],
+            None,
+            b"k",
+        )
+        .unwrap();
+        let d = kb.document("prices-2024").unwrap().unwrap();
+        assert_eq!(d.title.as_deref(), Some("Price list 2024"));
+        assert_eq!(d.metadata.superseded_by.as_deref(), Some("prices-2026"));
+        // The caller's type wins over the front matter's; the rest comes from it.
+        assert_eq!(d.metadata.doc_type.as_deref(), Some("pricing"));
+        assert_eq!(d.metadata.date.as_deref(), Some("2024-01-01"));
+        assert_eq!(d.metadata.tags, vec!["prices", "archive"]);
+        assert_eq!(d.metadata.extra["owner"], "sales");
+        // The front matter itself is not indexed.
+        assert!(search(&kb, "superseded_by", SearchMode::Bm25, Filter::default()).is_empty());
+    }
+    let knowledge = open(dir.path());
+    let kb = knowledge.get("acme", "prices").unwrap();
+    let current = Filter {
+        current_only: true,
+        ..Filter::default()
+    };
+    for mode in [SearchMode::Vector, SearchMode::Bm25, SearchMode::Hybrid] {
+        let all = search(&kb, "Aurora kettle price", mode, Filter::default());
+        assert!(all.contains(&"prices-2024".to_owned()), "{mode:?}: {all:?}");
+        let now = search(&kb, "Aurora kettle price", mode, current.clone());
+        assert_eq!(now, vec!["prices-2026".to_owned()], "{mode:?}");
+    }
+    // A front-matter date that is not a date is refused, naming the document.
+    let bad = "---\ndate: yesterday\n---\n\nText.\n";
+    let err = kb
+        .ingest(
+            vec![doc("bad", Format::Markdown, bad, DocMetadata::default())],
+            None,
+            b"k",
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("bad"), "{err}");
+}

@@ -199,6 +199,7 @@ pub async fn run_cases(
                 model,
                 filter: Default::default(),
                 min_support: 0.8,
+                include_superseded: false,
             };
             let a = regelkreis_server::answer::answer(&state, &principal, &kb_name, req).await;
             (i, case, a)

@@ -323,6 +323,9 @@ pub struct AskArgs {
     /// Chunks retrieved as sources.
     #[arg(long, default_value_t = 6)]
     pub k: usize,
+    /// Also answer from documents marked `superseded_by` (outdated pages).
+    #[arg(long)]
+    pub include_superseded: bool,
     /// Print the whole answer as JSON.
     #[arg(long)]
     pub json: bool,
@@ -345,6 +348,7 @@ pub fn ask(config: &Config, args: &AskArgs) -> anyhow::Result<()> {
             model: args.model.clone(),
             filter: Default::default(),
             min_support: 0.8,
+            include_superseded: args.include_superseded,
         };
         let a = regelkreis_server::answer::answer(&state, &principal, &args.kb, req)
             .await

@@ -93,6 +93,10 @@ pub struct AnswerRequest {
     /// Lowest share of a sentence's content words its quote must hold (and every number).
     #[serde(default = "default_support")]
     pub min_support: f64,
+    /// Also answer from documents another one supersedes (`superseded_by`); left out by
+    /// default, so an outdated page is not quoted as current.
+    #[serde(default)]
+    pub include_superseded: bool,
 }
 
 /// One citation.
@@ -185,7 +189,10 @@ pub async fn answer(
         k: req.k,
         mode: SearchMode::Hybrid,
         rerank: true,
-        filter: req.filter.clone(),
+        filter: Filter {
+            current_only: req.filter.current_only || !req.include_superseded,
+            ..req.filter.clone()
+        },
         fusion: None,
     };
     let retrieval_started = Instant::now();

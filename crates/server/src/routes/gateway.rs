@@ -427,6 +427,7 @@ async fn grounded(
         model,
         filter: Default::default(),
         min_support: 0.8,
+        include_superseded: false,
     };
     let a = crate::answer::answer(state, principal, kb, req).await?;
     let id = format!("chatcmpl-kb-{:x}", regelkreis_core::Timestamp::now().0);

@@ -60,7 +60,7 @@ fn default_format() -> Format {
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 enum OneOrMany {
-    One(DocumentBody),
+    One(Box<DocumentBody>),
     Many(Vec<DocumentBody>),
 }
 
@@ -179,7 +179,7 @@ pub(super) async fn ingest(
     } else {
         let ApiJson(body) = ApiJson::<OneOrMany>::from_request(req, &()).await?;
         match body {
-            OneOrMany::One(d) => vec![into_new(d)?],
+            OneOrMany::One(d) => vec![into_new(*d)?],
             OneOrMany::Many(ds) => ds.into_iter().map(into_new).collect::<Result<_, _>>()?,
         }
     };
