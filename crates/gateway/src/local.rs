@@ -183,7 +183,8 @@ fn words(s: &str) -> Vec<String> {
         .filter(|w| w.chars().count() > 2 || w.chars().any(|c| c.is_ascii_digit()))
         .map(str::to_lowercase)
         .filter(|w| !STOP.contains(&w.as_str()))
-        .map(|w| stem(&w))
+        // Twice, so `registered` and `register` meet at `regist`.
+        .map(|w| stem(&stem(&w)))
         .collect()
 }
 
