@@ -47,7 +47,7 @@ impl FlatIndex {
 
     /// Opens an index written by [`FlatIndex::save`].
     pub fn open(path: &Path) -> Result<Self, IndexError> {
-        read_file(path, KIND_FLAT, |d| {
+        read_file(path, KIND_FLAT, |d, _| {
             let metric = Metric::from_code(d.u32()?)?;
             let dim = usize::try_from(d.u64()?).map_err(|_| IndexError::Corrupt("dim".into()))?;
             let vectors = d.f32s()?;

@@ -23,7 +23,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Lock stripes guarding link-list writes during a parallel build.
 const STRIPES: usize = 1024;
@@ -116,13 +116,57 @@ impl std::ops::Deref for Links {
     }
 }
 
+/// A section of `f32`s inside a mapped index file.
+struct MappedF32 {
+    map: Arc<memmap2::Mmap>,
+    /// Byte offset (a multiple of 4: the format aligns it).
+    start: usize,
+    len: usize,
+}
+
+/// Full-precision vectors: on the heap while an index is built or changed; inside the
+/// memory-mapped file once an int8 index is opened, where only re-scoring reads them —
+/// the page cache keeps what is read, the process's own memory holds none of it.
+#[derive(Default)]
+struct FullVectors {
+    heap: Vec<f32>,
+    mapped: Option<MappedF32>,
+}
+
+impl FullVectors {
+    #[inline]
+    fn as_slice(&self) -> &[f32] {
+        match &self.mapped {
+            // Alignment and length were checked when the file was opened.
+            Some(m) => {
+                bytemuck::try_cast_slice(&m.map[m.start..m.start + m.len * 4]).unwrap_or(&[])
+            }
+            None => &self.heap,
+        }
+    }
+
+    /// The vectors on the heap, copied out of the mapping first when they are mapped (the
+    /// first change to an opened int8 index).
+    fn heap_mut(&mut self) -> &mut Vec<f32> {
+        if self.mapped.is_some() {
+            self.heap = self.as_slice().to_vec();
+            self.mapped = None;
+        }
+        &mut self.heap
+    }
+
+    fn mapped_bytes(&self) -> usize {
+        self.mapped.as_ref().map_or(0, |m| m.len * 4)
+    }
+}
+
 /// An HNSW index.
 pub struct HnswIndex {
     metric: Metric,
     dim: usize,
     params: HnswParams,
     m0: usize,
-    vectors: Vec<f32>,
+    vectors: FullVectors,
     /// int8 codes, per-vector scale and squared norm of the decoded vector (int8 mode).
     codes: Vec<i8>,
     code_scale: Vec<f32>,
@@ -153,7 +197,7 @@ impl HnswIndex {
             dim,
             params: HnswParams { m, ..params },
             m0: 2 * m,
-            vectors: Vec::new(),
+            vectors: FullVectors::default(),
             codes: Vec::new(),
             code_scale: Vec::new(),
             code_norm: Vec::new(),
@@ -172,7 +216,14 @@ impl HnswIndex {
         }
     }
 
-    /// Bytes held per stored node: vector, links, id, level and map entry.
+    /// Bytes of the index file mapped per stored node and served from the page cache
+    /// instead of the heap: the full-precision vectors of an opened int8 index, else 0.
+    pub fn mapped_bytes_per_vector(&self) -> f64 {
+        self.vectors.mapped_bytes() as f64 / self.ids.len().max(1) as f64
+    }
+
+    /// Heap bytes held per stored node: vector (unless mapped), int8 code, links, id,
+    /// level and map entry.
     pub fn bytes_per_vector(&self) -> f64 {
         let n = self.ids.len().max(1) as f64;
         let upper: usize = self
@@ -186,7 +237,7 @@ impl HnswIndex {
                     + 32
             })
             .sum();
-        (self.vectors.capacity() * 4
+        (self.vectors.heap.capacity() * 4
             + self.codes.capacity()
             + self.code_scale.capacity() * 8
             + self.layer0.capacity() * 4
@@ -201,7 +252,7 @@ impl HnswIndex {
     #[inline]
     fn vector(&self, node: u32) -> &[f32] {
         let s = node as usize * self.dim;
-        &self.vectors[s..s + self.dim]
+        &self.vectors.as_slice()[s..s + self.dim]
     }
 
     fn top(&self) -> Top {
@@ -349,7 +400,7 @@ impl HnswIndex {
         let (base, bytes) = if on_codes {
             (self.codes.as_ptr() as *const u8, self.dim)
         } else {
-            (self.vectors.as_ptr() as *const u8, self.dim * 4)
+            (self.vectors.as_slice().as_ptr() as *const u8, self.dim * 4)
         };
         let lines = bytes.div_ceil(64).min(4);
         let mut nbs = Links {
@@ -565,7 +616,7 @@ impl HnswIndex {
     fn stage(&mut self, id: u64, v: &[f32]) -> Result<u32, IndexError> {
         let node = u32::try_from(self.ids.len()).map_err(|_| IndexError::Full)?;
         let level = self.random_level();
-        self.vectors.extend_from_slice(v);
+        self.vectors.heap_mut().extend_from_slice(v);
         if self.params.int8 {
             self.encode(v);
         }
@@ -721,7 +772,7 @@ impl HnswIndex {
             if new == u32::MAX {
                 continue;
             }
-            vectors.extend_from_slice(&self.vectors[old * dim..(old + 1) * dim]);
+            vectors.extend_from_slice(&self.vectors.as_slice()[old * dim..(old + 1) * dim]);
             if !self.code_scale.is_empty() {
                 codes.extend_from_slice(&self.codes[old * dim..(old + 1) * dim]);
                 scale.push(self.code_scale[old]);
@@ -759,7 +810,10 @@ impl HnswIndex {
             entry,
             max_level: entry.map_or(0, |e| levels[e as usize] as usize),
         };
-        self.vectors = vectors;
+        self.vectors = FullVectors {
+            heap: vectors,
+            mapped: None,
+        };
         self.codes = codes;
         self.code_scale = scale;
         self.code_norm = norm;
@@ -783,7 +837,7 @@ impl HnswIndex {
 
     /// Releases spare capacity left by growth, so memory matches the stored nodes.
     pub fn shrink_to_fit(&mut self) {
-        self.vectors.shrink_to_fit();
+        self.vectors.heap.shrink_to_fit();
         self.codes.shrink_to_fit();
         self.code_scale.shrink_to_fit();
         self.code_norm.shrink_to_fit();
@@ -809,7 +863,8 @@ impl HnswIndex {
         e.u64(top.entry.map_or(u64::MAX, u64::from));
         e.u64(top.max_level as u64);
         e.u64(self.rng);
-        e.f32s(&self.vectors);
+        e.align4();
+        e.f32s(self.vectors.as_slice());
         e.u64s(&self.ids);
         e.bytes(
             &self
@@ -842,7 +897,7 @@ impl HnswIndex {
         read_file(path, KIND_HNSW, Self::decode)
     }
 
-    fn decode(d: &mut Decoder<'_>) -> Result<Self, IndexError> {
+    fn decode(d: &mut Decoder<'_>, map: &Arc<memmap2::Mmap>) -> Result<Self, IndexError> {
         let bad = |what: &str| IndexError::Corrupt(what.to_owned());
         let metric = Metric::from_code(d.u32()?)?;
         let dim = usize::try_from(d.u64()?).map_err(|_| bad("dim"))?;
@@ -862,13 +917,39 @@ impl HnswIndex {
         let entry = d.u64()?;
         let max_level = usize::try_from(d.u64()?).map_err(|_| bad("level"))?;
         index.rng = d.u64()?;
-        index.vectors = d.f32s()?;
+        d.align4()?;
+        let (start, len) = d.f32s_span()?;
+        let mapped = MappedF32 {
+            map: map.clone(),
+            start,
+            len,
+        };
+        // An int8 index walks its codes and reads full vectors only to re-score: those
+        // stay in the file. An f32 index walks the vectors themselves: on the heap.
+        let in_place = FullVectors {
+            heap: Vec::new(),
+            mapped: Some(mapped),
+        };
+        if start % 4 != 0 || in_place.as_slice().len() != len {
+            return Err(bad("vectors are not aligned"));
+        }
+        index.vectors = if params.int8 && cfg!(target_endian = "little") {
+            in_place
+        } else {
+            FullVectors {
+                heap: map[start..start + len * 4]
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+                mapped: None,
+            }
+        };
         index.ids = d.u64s()?;
         let n = index.ids.len();
         index.deleted = d.bytes()?.into_iter().map(|b| b != 0).collect();
         index.levels = d.bytes()?;
         let layer0 = d.u32s()?;
-        if index.vectors.len() != n * dim
+        if index.vectors.as_slice().len() != n * dim
             || index.deleted.len() != n
             || index.levels.len() != n
             || layer0.len() != n * (index.m0 + 1)

@@ -4,16 +4,19 @@
 //! CRC-32 of everything before it (u32)`, little-endian. Writing goes to `<file>.tmp`,
 //! is fsynced, renamed over the old file and the directory fsynced: a crash leaves
 //! either the old file or the new one, and a torn or altered file fails its checksum
-//! instead of opening wrong. Files are read through a memory map.
+//! instead of opening wrong. Files are read through a memory map; a section written after
+//! [`Encoder::align4`] starts 4-byte aligned in the file, so an index can serve its `f32`
+//! vectors from the mapping instead of copying them (version 2).
 
 use crate::IndexError;
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 const MAGIC: &[u8; 8] = b"RKINDEX\0";
 /// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 const HEADER: usize = 8 + 4 + 4 + 8;
 
 fn io(e: std::io::Error) -> IndexError {
@@ -67,17 +70,30 @@ impl Encoder {
         self.u64(v.len() as u64);
         self.buf.extend_from_slice(v);
     }
+    /// Pads (a count byte, then zeros) so the next section's data — after its 8-byte
+    /// length — starts at a multiple of 4 in the file (the body starts at offset 24).
+    pub fn align4(&mut self) {
+        let pad = (4 - (self.buf.len() + 1) % 4) % 4;
+        self.u8(pad as u8);
+        self.buf.extend(std::iter::repeat_n(0u8, pad));
+    }
 }
 
 /// Reads little-endian values, failing (never panicking) on short input.
 pub(crate) struct Decoder<'a> {
     data: &'a [u8],
     pos: usize,
+    /// Offset of `data` in the file.
+    origin: usize,
 }
 
 impl<'a> Decoder<'a> {
-    pub fn new(data: &'a [u8]) -> Self {
-        Decoder { data, pos: 0 }
+    pub fn new(data: &'a [u8], origin: usize) -> Self {
+        Decoder {
+            data,
+            pos: 0,
+            origin,
+        }
     }
     fn take(&mut self, n: usize) -> Result<&'a [u8], IndexError> {
         let end = self
@@ -141,6 +157,22 @@ impl<'a> Decoder<'a> {
         let n = self.len(1)?;
         Ok(self.take(n)?.to_vec())
     }
+    /// Skips the padding [`Encoder::align4`] wrote.
+    pub fn align4(&mut self) -> Result<(), IndexError> {
+        let pad = usize::from(self.u8()?);
+        if pad > 3 {
+            return Err(corrupt("padding"));
+        }
+        self.take(pad)?;
+        Ok(())
+    }
+    /// An `f32` section left in place: its byte offset in the file and its length.
+    pub fn f32s_span(&mut self) -> Result<(usize, usize), IndexError> {
+        let n = self.len(4)?;
+        let at = self.origin + self.pos;
+        self.take(n * 4)?;
+        Ok((at, n))
+    }
     pub fn finish(&self) -> Result<(), IndexError> {
         if self.pos == self.data.len() {
             Ok(())
@@ -180,15 +212,15 @@ pub(crate) fn write_file(path: &Path, kind: u32, body: &[u8]) -> Result<(), Inde
 pub(crate) fn read_file<T>(
     path: &Path,
     kind: u32,
-    decode: impl FnOnce(&mut Decoder<'_>) -> Result<T, IndexError>,
+    decode: impl FnOnce(&mut Decoder<'_>, &Arc<memmap2::Mmap>) -> Result<T, IndexError>,
 ) -> Result<T, IndexError> {
     let file = File::open(path).map_err(io)?;
-    let map = crate::raw::map_file(&file).map_err(io)?;
+    let map = Arc::new(crate::raw::map_file(&file).map_err(io)?);
     let data: &[u8] = &map;
     if data.len() < HEADER + 4 || &data[..8] != MAGIC {
         return Err(corrupt("not a regelkreis index file"));
     }
-    let mut d = Decoder::new(&data[8..HEADER]);
+    let mut d = Decoder::new(&data[8..HEADER], 8);
     let version = d.u32()?;
     if version != FORMAT_VERSION {
         return Err(IndexError::Version(version));
@@ -208,8 +240,8 @@ pub(crate) fn read_file<T>(
     if crc32fast::hash(content) != stored {
         return Err(corrupt("checksum mismatch"));
     }
-    let mut body = Decoder::new(&content[HEADER..]);
-    let value = decode(&mut body)?;
+    let mut body = Decoder::new(&content[HEADER..], HEADER);
+    let value = decode(&mut body, &map)?;
     body.finish()?;
     Ok(value)
 }

@@ -178,6 +178,29 @@ mod persistence {
             !dir.path().join("h.tmp").exists(),
             "the temporary file was renamed"
         );
+        // The reopened int8 index serves its full vectors from the file: the heap holds
+        // codes and links only.
+        assert_eq!(h2.mapped_bytes_per_vector(), 16.0 * 4.0);
+        assert!(h2.bytes_per_vector() < hnsw.bytes_per_vector() - 60.0);
+        // It can still change: the first write copies the vectors onto the heap; the
+        // saved file is replaced by rename while the old mapping stays valid.
+        let mut h3 = HnswIndex::open(&dir.path().join("h.idx")).unwrap();
+        h3.upsert(7, &data[8]).unwrap();
+        h3.save(&dir.path().join("h.idx")).unwrap();
+        assert_eq!(h3.mapped_bytes_per_vector(), 0.0);
+        assert_eq!(h3.search(&data[8], 2, 64, None).unwrap().len(), 2);
+        for q in data.iter().take(40) {
+            assert_eq!(
+                h2.search(q, 10, 64, None).unwrap(),
+                hnsw.search(q, 10, 64, None).unwrap()
+            );
+        }
+        let h4 = HnswIndex::open(&dir.path().join("h.idx")).unwrap();
+        assert!(h4
+            .search(&data[8], 2, 64, None)
+            .unwrap()
+            .iter()
+            .any(|h| h.id == 7));
     }
 
     #[test]
