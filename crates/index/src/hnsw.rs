@@ -17,10 +17,11 @@
 
 use crate::distance::{distance, kernels, prepare, Kernels, Metric};
 use crate::persist::{read_file, write_file, Decoder, Encoder};
+use crate::slots::SlotTable;
 use crate::topk::{Cand, TopK};
 use crate::{Hit, IndexError, VectorIndex};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -160,6 +161,14 @@ impl FullVectors {
     }
 }
 
+/// A node's links on the layers above 0; `None` for the nodes (about 15 in 16 at m = 16)
+/// that live on layer 0 only, so those cost one pointer.
+type UpperLinks = Option<Box<Mutex<Vec<Vec<u32>>>>>;
+
+fn upper_links(lists: Vec<Vec<u32>>) -> UpperLinks {
+    (!lists.is_empty()).then(|| Box::new(Mutex::new(lists)))
+}
+
 /// An HNSW index.
 pub struct HnswIndex {
     metric: Metric,
@@ -167,19 +176,20 @@ pub struct HnswIndex {
     params: HnswParams,
     m0: usize,
     vectors: FullVectors,
-    /// int8 codes, per-vector scale and squared norm of the decoded vector (int8 mode).
+    /// int8 codes, per-vector scale and (L2 only) squared norm of the decoded vector
+    /// (int8 mode).
     codes: Vec<i8>,
     code_scale: Vec<f32>,
     code_norm: Vec<f32>,
     ids: Vec<u64>,
-    slot_of: HashMap<u64, u32>,
+    slot_of: SlotTable,
     deleted: Vec<bool>,
     live: usize,
     levels: Vec<u8>,
     /// `[count, n₁ … n_M0]` per node; atomics so a parallel build can write links while
     /// other threads read them (a reader sees an old or a new list, both valid).
     layer0: Vec<AtomicU32>,
-    upper: Vec<Mutex<Vec<Vec<u32>>>>,
+    upper: Vec<UpperLinks>,
     top: Mutex<Top>,
     /// Held for the whole insertion of a node that raises the top layer.
     level_up: Mutex<()>,
@@ -202,7 +212,7 @@ impl HnswIndex {
             code_scale: Vec::new(),
             code_norm: Vec::new(),
             ids: Vec::new(),
-            slot_of: HashMap::new(),
+            slot_of: SlotTable::default(),
             deleted: Vec::new(),
             live: 0,
             levels: Vec::new(),
@@ -229,23 +239,26 @@ impl HnswIndex {
         let upper: usize = self
             .upper
             .iter()
-            .map(|l| {
-                locked(l)
-                    .iter()
-                    .map(|v| v.capacity() * 4 + 24)
-                    .sum::<usize>()
-                    + 32
+            .map(|u| {
+                8 + u.as_ref().map_or(0, |l| {
+                    locked(l)
+                        .iter()
+                        .map(|v| v.capacity() * 4 + 24)
+                        .sum::<usize>()
+                        + 32
+                })
             })
             .sum();
         (self.vectors.heap.capacity() * 4
             + self.codes.capacity()
-            + self.code_scale.capacity() * 8
+            + self.code_scale.capacity() * 4
+            + self.code_norm.capacity() * 4
             + self.layer0.capacity() * 4
             + upper
             + self.ids.capacity() * 8
             + self.deleted.capacity()
             + self.levels.capacity()
-            + self.slot_of.capacity() * 16) as f64
+            + self.slot_of.allocated_bytes()) as f64
             / n
     }
 
@@ -286,11 +299,12 @@ impl HnswIndex {
             }
             out.len = count;
         } else {
-            let lists = locked(&self.upper[node as usize]);
-            if let Some(list) = lists.get(level - 1) {
-                let n = list.len().min(out.buf.len());
-                out.buf[..n].copy_from_slice(&list[..n]);
-                out.len = n;
+            if let Some(lists) = &self.upper[node as usize] {
+                if let Some(list) = locked(lists).get(level - 1) {
+                    let n = list.len().min(out.buf.len());
+                    out.buf[..n].copy_from_slice(&list[..n]);
+                    out.len = n;
+                }
             }
         }
     }
@@ -306,8 +320,10 @@ impl HnswIndex {
                 cell.store(x, Ordering::Relaxed);
             }
             self.layer0[s].store(n as u32, Ordering::Release);
-        } else if let Some(l) = locked(&self.upper[node as usize]).get_mut(level - 1) {
-            *l = list.to_vec();
+        } else if let Some(lists) = &self.upper[node as usize] {
+            if let Some(l) = locked(lists).get_mut(level - 1) {
+                *l = list.to_vec();
+            }
         }
     }
 
@@ -625,8 +641,8 @@ impl HnswIndex {
         self.levels.push(level as u8);
         self.layer0
             .extend((0..self.m0 + 1).map(|_| AtomicU32::new(0)));
-        self.upper.push(Mutex::new(vec![Vec::new(); level]));
-        self.slot_of.insert(id, node);
+        self.upper.push(upper_links(vec![Vec::new(); level]));
+        self.slot_of.insert(id, node, &self.ids);
         self.live += 1;
         Ok(node)
     }
@@ -682,7 +698,10 @@ impl HnswIndex {
             self.codes.push(c as i8);
         }
         self.code_scale.push(scale);
-        self.code_norm.push(norm * scale * scale);
+        // Only L2 needs the code's own norm; cosine and dot use the product alone.
+        if self.metric == Metric::L2 {
+            self.code_norm.push(norm * scale * scale);
+        }
     }
 
     /// Switches int8 traversal (with full-precision re-scoring) on or off; switching on
@@ -776,7 +795,9 @@ impl HnswIndex {
             if !self.code_scale.is_empty() {
                 codes.extend_from_slice(&self.codes[old * dim..(old + 1) * dim]);
                 scale.push(self.code_scale[old]);
-                norm.push(self.code_norm[old]);
+                if let Some(&x) = self.code_norm.get(old) {
+                    norm.push(x);
+                }
             }
             ids.push(self.ids[old]);
             levels.push(self.levels[old]);
@@ -792,8 +813,11 @@ impl HnswIndex {
             for (cell, &x) in layer0[s + 1..s + 1 + l0.len()].iter_mut().zip(&l0) {
                 *cell = AtomicU32::new(x);
             }
-            let lists: Vec<Vec<u32>> = locked(&self.upper[old]).iter().map(|l| remap(l)).collect();
-            upper.push(Mutex::new(lists));
+            let lists: Vec<Vec<u32>> = self.upper[old]
+                .as_ref()
+                .map(|l| locked(l).iter().map(|l| remap(l)).collect())
+                .unwrap_or_default();
+            upper.push(upper_links(lists));
         }
         // 3. a live entry point on the top layer
         let entry = self
@@ -822,12 +846,7 @@ impl HnswIndex {
         self.layer0 = layer0;
         self.upper = upper;
         self.deleted = vec![false; live_n];
-        self.slot_of = self
-            .ids
-            .iter()
-            .enumerate()
-            .map(|(i, &id)| (id, i as u32))
-            .collect();
+        self.slot_of = SlotTable::build(&self.ids, |_| true);
         self.live = live_n;
         self.scratch
             .lock()
@@ -846,7 +865,7 @@ impl HnswIndex {
         self.levels.shrink_to_fit();
         self.layer0.shrink_to_fit();
         self.upper.shrink_to_fit();
-        self.slot_of.shrink_to_fit();
+        self.slot_of.shrink_to_fit(&self.ids);
     }
 
     /// Writes the index to `path` atomically (write new, fsync, rename).
@@ -880,7 +899,7 @@ impl HnswIndex {
             .map(|c| c.load(Ordering::Relaxed))
             .collect();
         e.u32s(&layer0);
-        for lists in &self.upper {
+        for lists in self.upper.iter().flatten() {
             for list in locked(lists).iter() {
                 e.u32s(list);
             }
@@ -992,20 +1011,19 @@ impl HnswIndex {
             return Err(bad("link to a node that does not exist"));
         }
         index.layer0 = layer0.into_iter().map(AtomicU32::new).collect();
-        index.upper = upper.into_iter().map(Mutex::new).collect();
+        index.upper = upper.into_iter().map(upper_links).collect();
         index.codes = d.bytes()?.into_iter().map(|b| b as i8).collect();
         index.code_scale = d.f32s()?;
         index.code_norm = d.f32s()?;
+        let norms = if metric == Metric::L2 { n } else { 0 };
         if !index.code_scale.is_empty()
-            && (index.code_scale.len() != n || index.codes.len() != n * dim)
+            && (index.code_scale.len() != n
+                || index.codes.len() != n * dim
+                || index.code_norm.len() != norms)
         {
             return Err(bad("int8 sections"));
         }
-        for (node, (&id, &dead)) in index.ids.iter().zip(&index.deleted).enumerate() {
-            if !dead {
-                index.slot_of.insert(id, node as u32);
-            }
-        }
+        index.slot_of = SlotTable::build(&index.ids, |node| !index.deleted[node]);
         index.live = index.slot_of.len();
         Ok(index)
     }
@@ -1079,7 +1097,7 @@ impl VectorIndex for HnswIndex {
     }
 
     fn remove(&mut self, id: u64) -> bool {
-        match self.slot_of.remove(&id) {
+        match self.slot_of.remove(id, &self.ids) {
             Some(node) => {
                 self.deleted[node as usize] = true;
                 self.live -= 1;

@@ -12,6 +12,7 @@ mod hnsw;
 mod ivf;
 pub mod persist;
 mod raw;
+mod slots;
 mod topk;
 
 pub use distance::Metric;
