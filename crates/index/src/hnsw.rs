@@ -30,6 +30,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 const STRIPES: usize = 1024;
 /// A filtered search expected to match fewer vectors than this is answered exactly.
 const EXACT_MAX_MATCHES: f64 = 4_096.0;
+/// A filtered walk looks through failing neighbours (two hops) below this share of
+/// matching vectors; above it, reading every neighbour's code costs less than the link
+/// lists of the failing ones.
+const TWO_HOP_BELOW: f64 = 0.15;
+/// A search among known ids is exact below this many (no scan of the whole index is
+/// needed to find them, so exact search stays cheap for longer).
+const EXACT_AMONG_MAX: f64 = 3_000.0;
 /// Largest `m` accepted (layer 0 keeps `2m` links).
 const MAX_M: usize = 32;
 
@@ -419,6 +426,7 @@ impl HnswIndex {
             (self.vectors.as_slice().as_ptr() as *const u8, self.dim * 4)
         };
         let lines = bytes.div_ceil(64).min(4);
+        let (links_base, stride) = (self.layer0.as_ptr() as *const u8, (self.m0 + 1) * 4);
         let mut nbs = Links {
             buf: [0; 2 * MAX_M],
             len: 0,
@@ -432,10 +440,16 @@ impl HnswIndex {
                 break;
             }
             self.neighbors_into(c.node, level, &mut nbs);
-            // Start loading every unvisited neighbour's vector before the first distance.
+            // Start loading every unvisited neighbour's vector before the first distance;
+            // in a filtered walk, a failing neighbour's links instead (they are read, its
+            // vector is not).
             for &nb in nbs.iter() {
                 if visited.marks[nb as usize] != visited.epoch {
-                    crate::raw::prefetch(base.wrapping_add(nb as usize * bytes), lines);
+                    if two_hop && level == 0 && !accept(nb) {
+                        crate::raw::prefetch(links_base.wrapping_add(nb as usize * stride), 3);
+                    } else {
+                        crate::raw::prefetch(base.wrapping_add(nb as usize * bytes), lines);
+                    }
                 }
             }
             // In a filtered walk, at most as many matching nodes per expansion as an
@@ -1134,59 +1148,155 @@ impl VectorIndex for HnswIndex {
                 self.exact(&kern, &q, k, f)
             }
             _ => {
-                // Below half of the vectors matching, walk the matching nodes two hops
-                // at a time instead of computing distances for the others.
-                let two_hop = selectivity < 0.5;
                 let accept = |node: u32| {
                     !self.deleted[node as usize]
                         && filter.is_none_or(|f| f(self.ids[node as usize]))
                 };
-                let mut visited = self.take_visited();
-                let found = if self.params.int8 {
-                    let q_norm = crate::distance::dot_scalar(&q, &q);
-                    let dist = |n: u32| self.code_dist(&kern, &q, q_norm, n);
-                    let ep = self.descend(&dist, entry, top.max_level);
-                    let mut found = self.search_layer(
-                        &dist,
-                        true,
-                        two_hop,
-                        &[ep],
-                        ef.max(k),
-                        0,
-                        &mut visited,
-                        &accept,
-                    );
-                    // re-score the candidates at full precision
-                    for c in &mut found {
-                        c.dist = self.exact_dist(&kern, &q, c.node);
-                    }
-                    found.sort();
-                    found
-                } else {
-                    let dist = |n: u32| self.exact_dist(&kern, &q, n);
-                    let ep = self.descend(&dist, entry, top.max_level);
-                    self.search_layer(
-                        &dist,
-                        false,
-                        two_hop,
-                        &[ep],
-                        ef.max(k),
-                        0,
-                        &mut visited,
-                        &accept,
-                    )
-                };
-                self.give_visited(visited);
-                found
+                self.walk(&kern, &q, k, ef, entry, top, selectivity, &accept)
             }
         };
-        Ok(found
+        Ok(self.hits(found, k))
+    }
+
+    fn search_among(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        ids: &[u64],
+    ) -> Result<Vec<Hit>, IndexError> {
+        let q = prepare(self.metric, query, self.dim)?;
+        let kern = kernels();
+        let top = self.top();
+        let Some(entry) = top.entry else {
+            return Ok(Vec::new());
+        };
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let mut slots: Vec<u32> = ids
+            .iter()
+            .filter_map(|&id| self.slot_of.get(id, &self.ids))
+            .collect();
+        slots.sort_unstable();
+        slots.dedup();
+        let selectivity = slots.len() as f64 / self.live.max(1) as f64;
+        let found =
+            if selectivity < self.params.exact_below || (slots.len() as f64) < EXACT_AMONG_MAX {
+                self.exact_among(&kern, &q, k, ef, &slots)
+            } else {
+                let mut member = vec![0u64; self.ids.len().div_ceil(64)];
+                for &s in &slots {
+                    member[s as usize / 64] |= 1 << (s % 64);
+                }
+                let accept = |node: u32| member[node as usize / 64] >> (node % 64) & 1 == 1;
+                self.walk(&kern, &q, k, ef, entry, top, selectivity, &accept)
+            };
+        Ok(self.hits(found, k))
+    }
+}
+
+impl HnswIndex {
+    /// Hits from candidates.
+    fn hits(&self, found: Vec<Cand>, k: usize) -> Vec<Hit> {
+        found
             .into_iter()
             .take(k)
             .map(|c| Hit {
                 id: self.ids[c.node as usize],
                 distance: c.dist,
             })
-            .collect())
+            .collect()
+    }
+
+    /// Exact search over known slots: on int8 codes (then re-scored) for an int8 index.
+    fn exact_among(
+        &self,
+        k: &Kernels,
+        q: &[f32],
+        top_k: usize,
+        ef: usize,
+        slots: &[u32],
+    ) -> Vec<Cand> {
+        if !self.params.int8 {
+            let mut top = TopK::new(top_k);
+            for &s in slots {
+                top.push(Cand {
+                    dist: self.exact_dist(k, q, s),
+                    node: s,
+                });
+            }
+            return top.into_sorted();
+        }
+        let q_norm = crate::distance::dot_scalar(q, q);
+        let mut top = TopK::new(ef.max(top_k));
+        for &s in slots {
+            top.push(Cand {
+                dist: self.code_dist(k, q, q_norm, s),
+                node: s,
+            });
+        }
+        let mut found = top.into_sorted();
+        for c in &mut found {
+            c.dist = self.exact_dist(k, q, c.node);
+        }
+        found.sort();
+        found
+    }
+
+    /// The graph walk of layer 0 from the entry point, accepting nodes for which
+    /// `accept` holds.
+    #[allow(clippy::too_many_arguments)]
+    fn walk(
+        &self,
+        kern: &Kernels,
+        q: &[f32],
+        k: usize,
+        ef: usize,
+        entry: u32,
+        top: Top,
+        selectivity: f64,
+        accept: &dyn Fn(u32) -> bool,
+    ) -> Vec<Cand> {
+        // With few vectors matching, walk the matching nodes two hops at a time instead
+        // of computing distances for the others.
+        let two_hop = selectivity < TWO_HOP_BELOW;
+        let mut visited = self.take_visited();
+        let found = if self.params.int8 {
+            let q_norm = crate::distance::dot_scalar(q, q);
+            let dist = |n: u32| self.code_dist(kern, q, q_norm, n);
+            let ep = self.descend(&dist, entry, top.max_level);
+            let mut found = self.search_layer(
+                &dist,
+                true,
+                two_hop,
+                &[ep],
+                ef.max(k),
+                0,
+                &mut visited,
+                accept,
+            );
+            // re-score the candidates at full precision
+            for c in &mut found {
+                c.dist = self.exact_dist(kern, q, c.node);
+            }
+            found.sort();
+            found
+        } else {
+            let dist = |n: u32| self.exact_dist(kern, q, n);
+            let ep = self.descend(&dist, entry, top.max_level);
+            self.search_layer(
+                &dist,
+                false,
+                two_hop,
+                &[ep],
+                ef.max(k),
+                0,
+                &mut visited,
+                accept,
+            )
+        };
+        self.give_visited(visited);
+        found
     }
 }

@@ -80,4 +80,18 @@ pub trait VectorIndex: Send + Sync {
         ef: usize,
         filter: Option<&dyn Fn(u64) -> bool>,
     ) -> Result<Vec<Hit>, IndexError>;
+    /// The `k` nearest live vectors among `ids` — a filter whose matches are already
+    /// known, as a metadata index gives them — closest first. Costs grow with the number
+    /// of ids, not with the size of the index, where the engine supports it; ids not in
+    /// the index are ignored.
+    fn search_among(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        ids: &[u64],
+    ) -> Result<Vec<Hit>, IndexError> {
+        let set: std::collections::HashSet<u64> = ids.iter().copied().collect();
+        self.search(query, k, ef, Some(&|id| set.contains(&id)))
+    }
 }

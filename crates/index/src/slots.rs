@@ -32,7 +32,6 @@ impl SlotTable {
     }
 
     /// The slot of `id`.
-    #[cfg(test)]
     pub fn get(&self, id: u64, ids: &[u64]) -> Option<u32> {
         self.table
             .find(hash(id), |&s| ids[s as usize] == id)

@@ -78,6 +78,45 @@ fn filtered_search_keeps_recall_at_every_selectivity() {
 }
 
 #[test]
+fn search_among_known_ids_keeps_recall_and_skips_unknown_and_deleted_ids() {
+    // 30,000 nodes, so both the exact path (few ids) and the walk (many) run.
+    for int8 in [false, true] {
+        let (flat, mut hnsw, _) = build(Metric::Cosine, 30_000, 16, 17);
+        hnsw.set_int8(int8);
+        for modulus in [2u64, 3, 50, 1000] {
+            let mut ids: Vec<u64> = (0..30_000u64).filter(|id| id % modulus == 1).collect();
+            // Unknown ids and duplicates are ignored.
+            ids.extend([1_000_000, 2_000_000, 1]);
+            let filter = move |id: u64| id % modulus == 1;
+            let mut rng = Rng(9 + modulus);
+            let mut total = 0.0;
+            for _ in 0..20 {
+                let q = rng.vector(16);
+                let truth = flat.search(&q, 10, 0, Some(&filter)).unwrap();
+                let got = hnsw.search_among(&q, 10, 80, &ids).unwrap();
+                assert!(got.iter().all(|h| filter(h.id)), "only the given ids");
+                assert_eq!(got.len(), truth.len(), "no empty pages: {modulus}");
+                for (g, t) in got.iter().zip(&truth) {
+                    if g.id == t.id {
+                        assert!((g.distance - t.distance).abs() < 1e-4, "exact distances");
+                    }
+                }
+                total += recall(&truth, &got);
+            }
+            let r = total / 20.0;
+            assert!(r >= 0.95, "int8 {int8}, 1/{modulus}: recall {r}");
+        }
+        // A deleted id is never returned, even when asked for.
+        let q = Rng(3).vector(16);
+        let first = hnsw.search_among(&q, 1, 40, &[1, 2, 3]).unwrap()[0].id;
+        hnsw.remove(first);
+        let again = hnsw.search_among(&q, 3, 40, &[1, 2, 3]).unwrap();
+        assert_eq!(again.len(), 2);
+        assert!(again.iter().all(|h| h.id != first));
+    }
+}
+
+#[test]
 fn deleted_vectors_are_never_returned_and_upserts_replace() {
     let (mut flat, mut hnsw, data) = build(Metric::Cosine, 2_000, 16, 11);
     for id in (0..2_000u64).step_by(3) {

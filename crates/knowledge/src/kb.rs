@@ -1227,18 +1227,18 @@ impl KnowledgeBase {
         };
         let vector = match (&query_vector, &state.vectors) {
             (Some(q), Some(v)) if req.mode != SearchMode::Bm25 => {
-                let filter = allowed.as_ref().map(|a| {
-                    let a = a.clone();
-                    move |id: u64| a.contains(&id)
-                });
-                let hits = match &filter {
-                    Some(f) => {
-                        v.index()
-                            .search(q, depth, self.config.ef_search.max(depth), Some(f))?
+                let ef = self.config.ef_search.max(depth);
+                let hits = match &allowed {
+                    // A small allowed set is searched among directly (cost grows with
+                    // the set, not the base); a large one filters the walk.
+                    Some(a) if a.len() * 4 < state.chunks.len() => {
+                        let ids: Vec<u64> = a.iter().copied().collect();
+                        v.index().search_among(q, depth, ef, &ids)?
                     }
-                    None => v
+                    Some(a) => v
                         .index()
-                        .search(q, depth, self.config.ef_search.max(depth), None)?,
+                        .search(q, depth, ef, Some(&|id: u64| a.contains(&id)))?,
+                    None => v.index().search(q, depth, ef, None)?,
                 };
                 // Cosine distance → similarity.
                 hits.into_iter().map(|h| (h.id, 1.0 - h.distance)).collect()
