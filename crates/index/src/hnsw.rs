@@ -29,14 +29,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// Lock stripes guarding link-list writes during a parallel build.
 const STRIPES: usize = 1024;
 /// A filtered search expected to match fewer vectors than this is answered exactly.
-const EXACT_MAX_MATCHES: f64 = 4_096.0;
+const EXACT_MAX_MATCHES: f64 = 12_000.0;
 /// A filtered walk looks through failing neighbours (two hops) below this share of
 /// matching vectors; above it, reading every neighbour's code costs less than the link
 /// lists of the failing ones.
 const TWO_HOP_BELOW: f64 = 0.15;
-/// A search among known ids is exact below this many (no scan of the whole index is
-/// needed to find them, so exact search stays cheap for longer).
-const EXACT_AMONG_MAX: f64 = 3_000.0;
+/// A search among known ids is exact below this many (int8 codes read a few slots
+/// ahead, then re-scored).
+const EXACT_AMONG_MAX: f64 = 12_000.0;
 /// Largest `m` accepted (layer 0 keeps `2m` links).
 const MAX_M: usize = 32;
 
@@ -1068,24 +1068,23 @@ impl HnswIndex {
         hits as f64 / samples as f64
     }
 
+    /// Exact search over the live vectors `filter` accepts (a scan of every id).
     fn exact(
         &self,
         k: &Kernels,
         q: &[f32],
         top_k: usize,
+        ef: usize,
         filter: &dyn Fn(u64) -> bool,
     ) -> Vec<Cand> {
-        let mut top = TopK::new(top_k);
-        for (slot, &id) in self.ids.iter().enumerate() {
-            if self.deleted[slot] || !filter(id) {
-                continue;
-            }
-            top.push(Cand {
-                dist: distance(k, self.metric, self.vector(slot as u32), q),
-                node: slot as u32,
-            });
-        }
-        top.into_sorted()
+        let slots: Vec<u32> = self
+            .ids
+            .iter()
+            .enumerate()
+            .filter(|&(slot, &id)| !self.deleted[slot] && filter(id))
+            .map(|(slot, _)| slot as u32)
+            .collect();
+        self.exact_among(k, q, top_k, ef, &slots)
     }
 }
 
@@ -1145,7 +1144,7 @@ impl VectorIndex for HnswIndex {
                 if selectivity < self.params.exact_below
                     || selectivity * (self.live as f64) < EXACT_MAX_MATCHES =>
             {
-                self.exact(&kern, &q, k, f)
+                self.exact(&kern, &q, k, ef, f)
             }
             _ => {
                 let accept = |node: u32| {
@@ -1218,9 +1217,16 @@ impl HnswIndex {
         ef: usize,
         slots: &[u32],
     ) -> Vec<Cand> {
+        // The slots are scattered: load a few ahead so the scan is bound by bandwidth,
+        // not by one memory latency per vector.
+        const AHEAD: usize = 8;
         if !self.params.int8 {
+            let base = self.vectors.as_slice().as_ptr();
             let mut top = TopK::new(top_k);
-            for &s in slots {
+            for (i, &s) in slots.iter().enumerate() {
+                if let Some(&next) = slots.get(i + AHEAD) {
+                    crate::raw::prefetch(base.wrapping_add(next as usize * self.dim), 8);
+                }
                 top.push(Cand {
                     dist: self.exact_dist(k, q, s),
                     node: s,
@@ -1229,8 +1235,15 @@ impl HnswIndex {
             return top.into_sorted();
         }
         let q_norm = crate::distance::dot_scalar(q, q);
+        let lines = self.dim.div_ceil(64).min(8);
         let mut top = TopK::new(ef.max(top_k));
-        for &s in slots {
+        for (i, &s) in slots.iter().enumerate() {
+            if let Some(&next) = slots.get(i + AHEAD) {
+                crate::raw::prefetch(
+                    self.codes.as_ptr().wrapping_add(next as usize * self.dim),
+                    lines,
+                );
+            }
             top.push(Cand {
                 dist: self.code_dist(k, q, q_norm, s),
                 node: s,

@@ -872,7 +872,7 @@ pub fn ann(args: &AnnBenchArgs) -> anyhow::Result<()> {
         )
     );
     if !filtered.is_empty() {
-        println!("\nfiltered search (int8 HNSW, ef=64). predicate: exact below 2 % sampled selectivity or 4,096 expected matches (a scan of all ids), else a pruned two-hop walk over matching nodes; id list: exact over the listed ids below 3,000 of them, else the walk with a bitset:");
+        println!("\nfiltered search (int8 HNSW, ef=64). predicate: exact below 2 % sampled selectivity or 12,000 expected matches (a scan of all ids, then int8 codes read ahead), else the walk (two-hop below 15 %); id list: exact over the listed ids below 12,000 of them, else the walk with a bitset:");
         let rows: Vec<[String; 6]> = filtered
             .iter()
             .map(|f| {
