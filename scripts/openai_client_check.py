@@ -116,6 +116,7 @@ if kb:
     )
     extra = r.model_extra or {}
     check("kb answer", "two years" in r.choices[0].message.content and extra.get("citations"), r)
+    check("kb confidence", 0 < extra.get("confidence", 0) < 1 and "coverage" in extra.get("signals", {}), extra)
     text, cites = "", None
     for chunk in client.chat.completions.create(
         model="cheap",

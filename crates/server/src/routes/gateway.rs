@@ -393,7 +393,7 @@ pub(super) async fn chat(
 
 /// `/v1/chat/completions` with the `kb` extension field: the last user message is answered
 /// by the grounded answer path from that knowledge base; the answer comes back as a chat
-/// completion (or its stream) with `citations`, `abstained` and `confidence` beside
+/// completion (or its stream) with `citations`, `abstained`, `reason`, `confidence` and `signals` beside
 /// `choices`.
 async fn grounded(
     state: &AppState,
@@ -432,7 +432,7 @@ async fn grounded(
     let a = crate::answer::answer(state, principal, kb, req).await?;
     let id = format!("chatcmpl-kb-{:x}", regelkreis_core::Timestamp::now().0);
     let created = regelkreis_core::Timestamp::now().0 / 1_000_000;
-    let extension = json!({"citations": a.citations, "abstained": a.abstained, "reason": a.reason, "confidence": a.confidence});
+    let extension = json!({"citations": a.citations, "abstained": a.abstained, "reason": a.reason, "confidence": a.confidence, "signals": a.signals});
     if body.get("stream").and_then(Value::as_bool) != Some(true) {
         let mut v = json!({
             "id": id, "object": "chat.completion", "created": created, "model": a.model,
