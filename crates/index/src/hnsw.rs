@@ -34,9 +34,6 @@ const EXACT_MAX_MATCHES: f64 = 12_000.0;
 /// matching vectors; above it, reading every neighbour's code costs less than the link
 /// lists of the failing ones.
 const TWO_HOP_BELOW: f64 = 0.15;
-/// A search among known ids is exact below this many (int8 codes read a few slots
-/// ahead, then re-scored).
-const EXACT_AMONG_MAX: f64 = 12_000.0;
 /// Largest `m` accepted (layer 0 keeps `2m` links).
 const MAX_M: usize = 32;
 
@@ -1127,25 +1124,14 @@ impl VectorIndex for HnswIndex {
         ef: usize,
         filter: Option<&dyn Fn(u64) -> bool>,
     ) -> Result<Vec<Hit>, IndexError> {
-        let q = prepare(self.metric, query, self.dim)?;
-        let kern = kernels();
-        let top = self.top();
-        let Some(entry) = top.entry else {
+        let Some((q, kern, top, entry)) = self.start_search(query, k)? else {
             return Ok(Vec::new());
         };
-        if k == 0 {
-            return Ok(Vec::new());
-        }
         let selectivity = filter.map_or(1.0, |f| self.estimate_selectivity(f));
         let found = match filter {
             // Exact search when few vectors match: by share, or by count (scanning a few
             // thousand vectors costs less than a filtered walk).
-            Some(f)
-                if selectivity < self.params.exact_below
-                    || selectivity * (self.live as f64) < EXACT_MAX_MATCHES =>
-            {
-                self.exact(&kern, &q, k, ef, f)
-            }
+            Some(f) if self.exact_is_cheaper(selectivity) => self.exact(&kern, &q, k, ef, f),
             _ => {
                 let accept = |node: u32| {
                     !self.deleted[node as usize]
@@ -1164,15 +1150,9 @@ impl VectorIndex for HnswIndex {
         ef: usize,
         ids: &[u64],
     ) -> Result<Vec<Hit>, IndexError> {
-        let q = prepare(self.metric, query, self.dim)?;
-        let kern = kernels();
-        let top = self.top();
-        let Some(entry) = top.entry else {
+        let Some((q, kern, top, entry)) = self.start_search(query, k)? else {
             return Ok(Vec::new());
         };
-        if k == 0 {
-            return Ok(Vec::new());
-        }
         let mut slots: Vec<u32> = ids
             .iter()
             .filter_map(|&id| self.slot_of.get(id, &self.ids))
@@ -1180,22 +1160,45 @@ impl VectorIndex for HnswIndex {
         slots.sort_unstable();
         slots.dedup();
         let selectivity = slots.len() as f64 / self.live.max(1) as f64;
-        let found =
-            if selectivity < self.params.exact_below || (slots.len() as f64) < EXACT_AMONG_MAX {
-                self.exact_among(&kern, &q, k, ef, &slots)
-            } else {
-                let mut member = vec![0u64; self.ids.len().div_ceil(64)];
-                for &s in &slots {
-                    member[s as usize / 64] |= 1 << (s % 64);
-                }
-                let accept = |node: u32| member[node as usize / 64] >> (node % 64) & 1 == 1;
-                self.walk(&kern, &q, k, ef, entry, top, selectivity, &accept)
-            };
+        let found = if self.exact_is_cheaper(selectivity) {
+            self.exact_among(&kern, &q, k, ef, &slots)
+        } else {
+            let mut member = vec![0u64; self.ids.len().div_ceil(64)];
+            for &s in &slots {
+                member[s as usize / 64] |= 1 << (s % 64);
+            }
+            let accept = |node: u32| member[node as usize / 64] >> (node % 64) & 1 == 1;
+            self.walk(&kern, &q, k, ef, entry, top, selectivity, &accept)
+        };
         Ok(self.hits(found, k))
     }
 }
 
 impl HnswIndex {
+    /// The prepared query, kernels, top layer and entry point, or `None` when there is
+    /// nothing to search (an empty index or `k` = 0).
+    #[allow(clippy::type_complexity)]
+    fn start_search(
+        &self,
+        query: &[f32],
+        k: usize,
+    ) -> Result<Option<(Vec<f32>, Kernels, Top, u32)>, IndexError> {
+        let q = prepare(self.metric, query, self.dim)?;
+        let top = self.top();
+        Ok(match top.entry {
+            Some(entry) if k > 0 => Some((q, kernels(), top, entry)),
+            _ => None,
+        })
+    }
+
+    /// Whether exact search over the matching vectors beats a filtered walk: by share,
+    /// or by count (a few thousand codes read ahead cost less than the walk). The same
+    /// bound serves a predicate (after its scan of all ids) and a list of ids.
+    fn exact_is_cheaper(&self, selectivity: f64) -> bool {
+        selectivity < self.params.exact_below
+            || selectivity * (self.live as f64) < EXACT_MAX_MATCHES
+    }
+
     /// Hits from candidates.
     fn hits(&self, found: Vec<Cand>, k: usize) -> Vec<Hit> {
         found
