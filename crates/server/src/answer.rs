@@ -235,17 +235,15 @@ pub async fn answer(
     };
     let source_texts: Vec<String> = sources.iter().map(source_text).collect();
     let coverage = |texts: &[&str]| regelkreis_gateway::local::question_coverage(&question, texts);
-    let coverage_all = coverage(&source_texts.iter().map(String::as_str).collect::<Vec<_>>());
-    let coverage_best = source_texts
-        .iter()
-        .map(|t| coverage(&[t.as_str()]))
-        .fold(0.0, f64::max);
     let model_of_confidence = &state.config.confidence;
     let abstain =
         |reason: String, model: String, cost: i64, unsupported: Vec<String>, declined: bool| {
+            // Only a decline reads how much of the question the sources cover.
+            let all: Vec<&str> = source_texts.iter().map(String::as_str).collect();
+            let coverage_best = all.iter().map(|t| coverage(&[t])).fold(0.0, f64::max);
             let signals: BTreeMap<String, f64> = [
                 ("coverage_best", coverage_best),
-                ("coverage_all", coverage_all),
+                ("coverage_all", coverage(&all)),
                 ("retrieved", f64::from(u8::from(!source_texts.is_empty()))),
                 ("declined", f64::from(u8::from(declined))),
             ]
