@@ -25,9 +25,9 @@ pub enum EvalCommand {
     Calibrate(EvalCalibrateArgs),
 }
 
-/// Arguments of `eval calibrate`.
+/// What an eval runs: a dataset against a knowledge base of a tenant, through a model.
 #[derive(Debug, clap::Args)]
-pub struct EvalCalibrateArgs {
+pub struct EvalTarget {
     /// The dataset (JSON lines).
     pub dataset: PathBuf,
     /// Knowledge base name.
@@ -39,6 +39,14 @@ pub struct EvalCalibrateArgs {
     /// Model, alias or tier.
     #[arg(long, default_value = "cheap")]
     pub model: String,
+}
+
+/// Arguments of `eval calibrate`.
+#[derive(Debug, clap::Args)]
+pub struct EvalCalibrateArgs {
+    /// Dataset, knowledge base, tenant and model.
+    #[command(flatten)]
+    pub target: EvalTarget,
     /// Folds of the cross-validation that judges the fit.
     #[arg(long, default_value_t = 5)]
     pub folds: usize,
@@ -53,17 +61,9 @@ pub struct EvalCalibrateArgs {
 /// Arguments of `eval run`.
 #[derive(Debug, clap::Args)]
 pub struct EvalRunArgs {
-    /// The dataset (JSON lines).
-    pub dataset: PathBuf,
-    /// Knowledge base name.
-    #[arg(long)]
-    pub kb: String,
-    /// Tenant name.
-    #[arg(long, default_value = "default")]
-    pub tenant: String,
-    /// Model, alias or tier.
-    #[arg(long, default_value = "cheap")]
-    pub model: String,
+    /// Dataset, knowledge base, tenant and model.
+    #[command(flatten)]
+    pub target: EvalTarget,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -245,12 +245,10 @@ fn read_dataset(path: &std::path::Path, repeat: usize) -> anyhow::Result<Vec<Cas
     Ok(cases)
 }
 
-/// Runs cases against a knowledge base of a tenant in the configured data dir.
+/// Runs cases against the target's knowledge base in the configured data dir.
 fn execute(
     config: &Config,
-    tenant: &str,
-    kb: &str,
-    model: &str,
+    target: &EvalTarget,
     cases: &[Case],
     concurrency: usize,
     progress: bool,
@@ -261,8 +259,8 @@ fn execute(
 )> {
     let store = crate::cli::open_store(config)?;
     let tenant = store
-        .tenant_by_name(tenant)?
-        .with_context(|| format!("tenant {tenant} does not exist"))?;
+        .tenant_by_name(&target.tenant)?
+        .with_context(|| format!("tenant {} does not exist", target.tenant))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -270,6 +268,7 @@ fn execute(
     let outcome = rt.block_on(async {
         let state = regelkreis_server::AppState::new(store.clone(), config.server_config()?)?;
         let principal = crate::cli::answering_principal(tenant.id.clone());
+        let (kb, model) = (&target.kb, &target.model);
         let o = run_cases(&state, &principal, kb, model, cases, concurrency, progress).await;
         state.flush().await;
         o
@@ -279,7 +278,7 @@ fn execute(
 
 /// Runs `eval run`.
 pub fn run(config: &Config, args: &EvalRunArgs) -> anyhow::Result<()> {
-    let cases = read_dataset(&args.dataset, args.repeat)?;
+    let cases = read_dataset(&args.target.dataset, args.repeat)?;
     let baseline: Option<Report> = match &args.baseline {
         Some(p) => Some(
             serde_json::from_str(
@@ -289,15 +288,8 @@ pub fn run(config: &Config, args: &EvalRunArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
-    let (store, tenant, outcome) = execute(
-        config,
-        &args.tenant,
-        &args.kb,
-        &args.model,
-        &cases,
-        args.concurrency,
-        !args.json,
-    )?;
+    let (store, tenant, outcome) =
+        execute(config, &args.target, &cases, args.concurrency, !args.json)?;
     let violations = check(&outcome.report, baseline.as_ref(), &Floor::defaults());
     store.append_events(&[regelkreis_core::NewEvent {
         tenant: tenant.clone(),
@@ -306,7 +298,7 @@ pub fn run(config: &Config, args: &EvalRunArgs) -> anyhow::Result<()> {
         kind: regelkreis_core::EventKind::Custom {
             name: "eval_run".into(),
             data: serde_json::json!({
-                "dataset": args.dataset.display().to_string(), "kb": args.kb, "model": args.model,
+                "dataset": args.target.dataset.display().to_string(), "kb": args.target.kb, "model": args.target.model,
                 "cases": outcome.report.cases, "metrics": outcome.report.metrics,
                 "seconds": outcome.seconds, "gate_passed": violations.is_empty(),
             }),
@@ -324,8 +316,8 @@ pub fn run(config: &Config, args: &EvalRunArgs) -> anyhow::Result<()> {
             outcome.report.cases,
             outcome.seconds,
             outcome.report.cases as f64 / outcome.seconds.max(1e-9),
-            args.kb,
-            args.model
+            args.target.kb,
+            args.target.model
         );
         println!(
             "{:<22} {:>10} {:>10} {:>10}",
@@ -380,16 +372,8 @@ pub fn calibrate(config: &Config, args: &EvalCalibrateArgs) -> anyhow::Result<()
         brier_score, expected_calibration_error, reliability, ConfidenceModel, Sample, DEFAULT_L2,
     };
     use regelkreis_server::answer::{ABSTENTION_SIGNALS, ANSWER_SIGNALS};
-    let cases = read_dataset(&args.dataset, 1)?;
-    let (_, _, outcome) = execute(
-        config,
-        &args.tenant,
-        &args.kb,
-        &args.model,
-        &cases,
-        4,
-        !args.json,
-    )?;
+    let cases = read_dataset(&args.target.dataset, 1)?;
+    let (_, _, outcome) = execute(config, &args.target, &cases, 4, !args.json)?;
     let samples: Vec<Sample> = outcome
         .results
         .iter()
