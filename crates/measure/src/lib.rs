@@ -10,6 +10,7 @@
 pub mod abtest;
 pub mod assignment;
 pub mod bandit;
+pub mod mcmc;
 pub mod multiple;
 pub mod ope;
 pub mod power;
