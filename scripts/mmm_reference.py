@@ -73,8 +73,11 @@ def fit(args):
     contribution = post["channel_contribution_original_scale"].sum("date").values
     spend = data[["x1", "x2"]].sum().to_numpy()
     import arviz as az
-    summ = az.summary(mmm.idata, var_names=["intercept", "adstock_alpha", "saturation_lam",
-                                             "saturation_beta", "gamma_control", "gamma_fourier", "y_sigma"])
+    import contextlib
+    with contextlib.redirect_stdout(sys.stderr):
+        summ = az.summary(mmm.idata, var_names=["intercept", "adstock_alpha", "saturation_lam",
+                                                 "saturation_beta", "gamma_control", "gamma_fourier",
+                                                 "y_sigma"])
     out = {
         "pymc_marketing": pymc_marketing.__version__,
         "chains": args.chains, "draws": args.draws, "tune": args.tune,

@@ -7,18 +7,33 @@ use serde_json::Value;
 
 #[test]
 fn rhat_and_ess_match_arviz() {
-    let golden: Value = serde_json::from_str(include_str!("golden/arviz_diagnostics.json")).unwrap();
+    let golden: Value =
+        serde_json::from_str(include_str!("golden/arviz_diagnostics.json")).unwrap();
     for case in golden["cases"].as_array().unwrap() {
         let chains: Vec<Vec<f64>> = case["chains"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|c| c.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect())
+            .map(|c| {
+                c.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap())
+                    .collect()
+            })
             .collect();
         for (name, ours, theirs) in [
             ("rhat", rhat(&chains), case["rhat"].as_f64().unwrap()),
-            ("ess_bulk", ess_bulk(&chains), case["ess_bulk"].as_f64().unwrap()),
-            ("ess_tail", ess_tail(&chains), case["ess_tail"].as_f64().unwrap()),
+            (
+                "ess_bulk",
+                ess_bulk(&chains),
+                case["ess_bulk"].as_f64().unwrap(),
+            ),
+            (
+                "ess_tail",
+                ess_tail(&chains),
+                case["ess_tail"].as_f64().unwrap(),
+            ),
         ] {
             assert!(
                 (ours - theirs).abs() <= 1e-9 * theirs.abs().max(1.0),

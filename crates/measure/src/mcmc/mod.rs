@@ -7,7 +7,6 @@ pub mod diagnostics;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
 
 use nuts_rs::rand::SeedableRng;
 use nuts_rs::{Chain, CpuLogpFunc, CpuMath, CpuMathError, DiagNutsSettings, HasDims, Settings};
@@ -73,7 +72,14 @@ impl Samples {
     pub fn parameter(&self, index: usize) -> Vec<Vec<f64>> {
         self.draws
             .iter()
-            .map(|chain| chain.iter().skip(index).step_by(self.dim).copied().collect())
+            .map(|chain| {
+                chain
+                    .iter()
+                    .skip(index)
+                    .step_by(self.dim)
+                    .copied()
+                    .collect()
+            })
             .collect()
     }
 
@@ -176,8 +182,10 @@ pub fn sample<D: LogDensity>(
     let next_chain = AtomicUsize::new(0);
     let mut results: Vec<Option<Result<ChainResult, SampleError>>> =
         (0..options.chains).map(|_| None).collect();
-    let slots: Vec<std::sync::Mutex<Option<Result<ChainResult, SampleError>>>> =
-        (0..options.chains).map(|_| std::sync::Mutex::new(None)).collect();
+    let slots: Vec<std::sync::Mutex<Option<Result<ChainResult, SampleError>>>> = (0..options
+        .chains)
+        .map(|_| std::sync::Mutex::new(None))
+        .collect();
     std::thread::scope(|scope| {
         for _ in 0..options.threads.min(options.chains) {
             scope.spawn(|| loop {
@@ -206,8 +214,8 @@ pub fn sample<D: LogDensity>(
         step_size: 0.0,
     };
     for result in results {
-        let chain = result
-            .ok_or_else(|| SampleError::Sampler("a chain did not finish".into()))??;
+        let chain =
+            result.ok_or_else(|| SampleError::Sampler("a chain did not finish".into()))??;
         samples.draws.push(chain.draws);
         samples.divergences += chain.divergences;
         samples.gradient_evaluations += chain.gradients;
