@@ -6,7 +6,7 @@ event_1, event_2, t, yearly seasonality of order 2, the library's default priors
 every parameter, channel contributions and ROAS in the data's units, and the seconds the
 fit took (model build, compilation and sampling: what a user waits for).
 
-Usage: python scripts/mmm_reference.py CSV [--chains 4] [--draws 1000] [--tune 1000]
+Usage: python scripts/mmm_reference.py CSV [--chains 4] [--draws 1000] [--tune 1000] [--cores 2]
        python scripts/mmm_reference.py --diagnostics   (ArviZ R-hat and ESS of fixed chains)
 """
 import argparse
@@ -40,6 +40,8 @@ def diagnostics():
 
 
 def fit(args):
+    # PyMC and ArviZ print progress on stdout; keep stdout for the one JSON object.
+    out_stream, sys.stdout = sys.stdout, sys.stderr
     import numpy as np
     import pandas as pd
     import pymc_marketing
@@ -58,7 +60,8 @@ def fit(args):
         yearly_seasonality=2,
     )
     mmm.fit(x, y, chains=args.chains, draws=args.draws, tune=args.tune,
-            random_seed=args.seed, progressbar=False, target_accept=0.8)
+            random_seed=args.seed, progressbar=False, target_accept=0.8,
+            cores=args.cores)
     seconds = time.perf_counter() - started
     post = mmm.idata.posterior
 
@@ -73,11 +76,9 @@ def fit(args):
     contribution = post["channel_contribution_original_scale"].sum("date").values
     spend = data[["x1", "x2"]].sum().to_numpy()
     import arviz as az
-    import contextlib
-    with contextlib.redirect_stdout(sys.stderr):
-        summ = az.summary(mmm.idata, var_names=["intercept", "adstock_alpha", "saturation_lam",
-                                                 "saturation_beta", "gamma_control", "gamma_fourier",
-                                                 "y_sigma"])
+    summ = az.summary(mmm.idata, var_names=["intercept", "adstock_alpha", "saturation_lam",
+                                             "saturation_beta", "gamma_control", "gamma_fourier",
+                                             "y_sigma"])
     out = {
         "pymc_marketing": pymc_marketing.__version__,
         "chains": args.chains, "draws": args.draws, "tune": args.tune,
@@ -90,7 +91,7 @@ def fit(args):
         "ess_min": float(summ["ess_bulk"].min()),
         "divergences": int(mmm.idata.sample_stats["diverging"].sum()),
     }
-    json.dump(out, sys.stdout, indent=1)
+    json.dump(out, out_stream, indent=1)
 
 
 if __name__ == "__main__":
@@ -100,6 +101,7 @@ if __name__ == "__main__":
     p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--tune", type=int, default=1000)
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--cores", type=int, default=2)
     p.add_argument("--diagnostics", action="store_true")
     a = p.parse_args()
     diagnostics() if a.diagnostics else fit(a)

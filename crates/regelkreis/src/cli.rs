@@ -68,6 +68,9 @@ pub enum Command {
     Eval(crate::eval::EvalCommand),
     /// Gateway costs of a tenant from the event log, per feature, campaign, key or model.
     Costs(crate::costs::CostsArgs),
+    /// Marketing mix models: fit one from a CSV file, split a budget.
+    #[command(subcommand)]
+    Mmm(crate::mmm::MmmCommand),
 }
 
 /// `stats …`
@@ -172,6 +175,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Eval(args)) => return crate::eval::bench(args),
         Command::Guard(cmd) => return crate::guard::run(cmd),
         Command::Models(cmd) => return crate::models::run(cmd),
+        Command::Mmm(cmd) => return crate::mmm::run(cmd),
         Command::Stats(StatsCommand::Ab) => {
             return crate::stats::run_ab(std::io::stdin().lock(), std::io::stdout().lock())
         }
@@ -209,6 +213,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         | Command::Bench(_)
         | Command::Stats(_)
         | Command::Guard(_)
+        | Command::Mmm(_)
         | Command::Models(_) => Ok(()),
     }
 }

@@ -13,5 +13,6 @@ pub mod guard_bench;
 pub mod kb_bench;
 pub mod knowledge;
 pub mod logging;
+pub mod mmm;
 pub mod models;
 pub mod stats;

@@ -11,6 +11,7 @@ mod auth;
 mod error;
 mod extract;
 mod layers;
+pub mod measure_api;
 pub mod metrics;
 pub mod routes;
 mod sink;

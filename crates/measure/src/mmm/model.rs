@@ -7,7 +7,7 @@
 //! tests add `Δy / s_y ~ Normal(sat_c((x + Δx) / s_c) − sat_c(x / s_c), σ_lift / s_y)`.
 
 use super::prior::Prior;
-use super::transform::{convolve, Adstock, Saturation};
+use super::transform::{convolve, saturate_series, Adstock, Saturation};
 use crate::mcmc::LogDensity;
 
 /// Where each parameter sits in the unconstrained vector.
@@ -72,12 +72,43 @@ pub(crate) struct Density {
 }
 
 impl Density {
-    /// Parameter values of an unconstrained vector.
-    pub fn constrain(&self, u: &[f64]) -> Vec<f64> {
+    /// Parameter values of a point in the sampler's coordinates.
+    pub fn constrain(&self, v: &[f64]) -> Vec<f64> {
+        self.values(&self.natural(v))
+    }
+
+    /// Parameter values of a point in each prior's own unconstrained coordinate.
+    fn values(&self, u: &[f64]) -> Vec<f64> {
         u.iter()
             .zip(&self.priors)
             .map(|(&u, p)| p.constrain(u))
             .collect()
+    }
+
+    /// The sampler's coordinates differ from the priors' in one place: for logistic
+    /// saturation it moves `s = log beta + log lam` instead of `log beta`. At small
+    /// spend only the product `beta·lam` is pinned down by the data, so `(log lam,
+    /// log beta)` form a narrow diagonal ridge a diagonal mass matrix walks slowly; in
+    /// `(log lam, s)` the ridge is along an axis. The map is linear with determinant 1.
+    fn natural(&self, v: &[f64]) -> Vec<f64> {
+        let mut u = v.to_vec();
+        if self.saturation == Saturation::Logistic {
+            for c in 0..self.layout.channels {
+                let at = self.layout.saturation_at(c);
+                u[at + 1] = v[at + 1] - v[at];
+            }
+        }
+        u
+    }
+
+    /// Moves a gradient in the priors' coordinates to the sampler's.
+    fn gradient_to_sampler(&self, grad: &mut [f64]) {
+        if self.saturation == Saturation::Logistic {
+            for c in 0..self.layout.channels {
+                let at = self.layout.saturation_at(c);
+                grad[at] -= grad[at + 1];
+            }
+        }
     }
 
     /// The saturated, adstocked contribution of `channel` for scaled spend `spend`, in
@@ -97,16 +128,53 @@ impl Density {
     }
 }
 
+/// `Σ a_i b_i` with four running sums, so the additions do not wait on each other.
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0; 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for k in 0..4 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let tail: f64 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
+/// `Σ a_i` with four running sums.
+fn sum(a: &[f64]) -> f64 {
+    let mut acc = [0.0; 4];
+    let chunks = a.chunks_exact(4);
+    let tail: f64 = chunks.remainder().iter().sum();
+    for x in chunks {
+        for k in 0..4 {
+            acc[k] += x[k];
+        }
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
 impl LogDensity for Density {
     fn dim(&self) -> usize {
         self.layout.dim()
     }
 
-    fn log_density(&self, u: &[f64], grad: &mut [f64]) -> f64 {
+    fn log_density(&self, v: &[f64], grad: &mut [f64]) -> f64 {
+        let u = self.natural(v);
+        let lp = self.log_density_natural(&u, grad);
+        self.gradient_to_sampler(grad);
+        lp
+    }
+}
+
+impl Density {
+    /// Log density and its gradient in each prior's own unconstrained coordinate.
+    fn log_density_natural(&self, u: &[f64], grad: &mut [f64]) -> f64 {
         let l = self.layout;
         let n = self.target.len();
         let l_max = self.adstock.l_max();
-        let x = self.constrain(u);
+        let x = self.values(u);
         let mut lp = 0.0;
         // Priors (with Jacobians), gradients in u.
         for (i, prior) in self.priors.iter().enumerate() {
@@ -132,7 +200,7 @@ impl LogDensity for Density {
         let mut ds_dp = vec![0.0; l.channels * ns * n]; // d sat / d sat param
         let mut w = vec![0.0; l_max];
         let mut dw = vec![0.0; l_max * na];
-        let mut dsat = [0.0; 3];
+        let mut values = vec![0.0; n];
         for c in 0..l.channels {
             self.adstock
                 .weights(&x[l.adstock_at(c)..][..na], &mut w, &mut dw);
@@ -146,41 +214,43 @@ impl LogDensity for Density {
             }
             da_dp[c * na * n..(c + 1) * na * n].copy_from_slice(&d_adstocked);
             let sat = &x[l.saturation_at(c)..][..ns];
-            for t in 0..n {
-                let (value, slope) = self.saturation.apply(adstocked[t], sat, &mut dsat);
-                mu[t] += value;
-                ds_da[c * n + t] = slope;
-                for j in 0..ns {
-                    ds_dp[(c * ns + j) * n + t] = dsat[j];
-                }
-            }
+            saturate_series(
+                self.saturation,
+                &adstocked,
+                sat,
+                &mut values,
+                &mut ds_da[c * n..(c + 1) * n],
+                &mut ds_dp[c * ns * n..(c + 1) * ns * n],
+            );
+            mu.iter_mut().zip(&values).for_each(|(m, v)| *m += v);
         }
         let sigma = x[l.sigma_at()];
         let inv_var = 1.0 / (sigma * sigma);
-        let mut g = vec![0.0; n]; // d lp / d mu_t
-        let mut sum_sq = 0.0;
+        let mut g = vec![0.0; n]; // d lp / d mu_t, first the residuals
         for t in 0..n {
-            let r = self.target[t] - mu[t];
-            sum_sq += r * r;
-            g[t] = r * inv_var;
+            g[t] = self.target[t] - mu[t];
         }
+        let sum_sq = dot(&g, &g);
+        g.iter_mut().for_each(|r| *r *= inv_var);
         lp += -0.5 * sum_sq * inv_var - n as f64 * sigma.ln();
         let mut gx = vec![0.0; l.dim()]; // gradient of the likelihood in the values x
-        gx[Layout::INTERCEPT] = g.iter().sum();
+        gx[Layout::INTERCEPT] = sum(&g);
         for (k, column) in self.controls.iter().enumerate() {
-            gx[l.controls_at() + k] = g.iter().zip(column).map(|(a, b)| a * b).sum();
+            gx[l.controls_at() + k] = dot(&g, column);
         }
         for (k, column) in self.fourier.iter().enumerate() {
-            gx[l.fourier_at() + k] = g.iter().zip(column).map(|(a, b)| a * b).sum();
+            gx[l.fourier_at() + k] = dot(&g, column);
         }
         for c in 0..l.channels {
+            // d lp / d adstocked_t, reused by every adstock parameter.
+            for t in 0..n {
+                values[t] = g[t] * ds_da[c * n + t];
+            }
             for j in 0..na {
-                let dap = &da_dp[(c * na + j) * n..][..n];
-                gx[l.adstock_at(c) + j] = (0..n).map(|t| g[t] * ds_da[c * n + t] * dap[t]).sum();
+                gx[l.adstock_at(c) + j] = dot(&values, &da_dp[(c * na + j) * n..][..n]);
             }
             for j in 0..ns {
-                let dsp = &ds_dp[(c * ns + j) * n..][..n];
-                gx[l.saturation_at(c) + j] = g.iter().zip(dsp).map(|(a, b)| a * b).sum();
+                gx[l.saturation_at(c) + j] = dot(&g, &ds_dp[(c * ns + j) * n..][..n]);
             }
         }
         // d/d(log sigma) of the likelihood: Σ (r²/σ² − 1); the values chain below

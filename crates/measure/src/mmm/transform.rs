@@ -177,7 +177,9 @@ impl Saturation {
         match self {
             Saturation::Logistic => {
                 let (lam, beta) = (params[0], params[1]);
-                let f = (0.5 * lam * x).tanh();
+                // tanh(z / 2) written with one exponential (z = lam·x ≥ 0).
+                let e = (-lam * x).exp();
+                let f = (1.0 - e) / (1.0 + e);
                 let slope = 0.5 * (1.0 - f * f);
                 d_params[0] = beta * x * slope;
                 d_params[1] = f;
@@ -200,14 +202,91 @@ impl Saturation {
     }
 }
 
+/// `apply` over a whole series: `values[t]`, `slopes[t]` (d/dx) and
+/// `d_params[j * n + t]` for parameter `j`. The logistic curve runs without a call per
+/// element, so the loop vectorises.
+pub fn saturate_series(
+    saturation: Saturation,
+    x: &[f64],
+    params: &[f64],
+    values: &mut [f64],
+    slopes: &mut [f64],
+    d_params: &mut [f64],
+) {
+    let n = x.len();
+    match saturation {
+        Saturation::Logistic => {
+            let (lam, beta) = (params[0], params[1]);
+            let (d_lam, d_beta) = d_params.split_at_mut(n);
+            for t in 0..n {
+                // tanh(z / 2) with one exponential (z = lam·x ≥ 0).
+                let e = exp_non_positive(-lam * x[t]);
+                let f = (1.0 - e) / (1.0 + e);
+                let slope = 0.5 * (1.0 - f * f);
+                values[t] = beta * f;
+                slopes[t] = beta * lam * slope;
+                d_lam[t] = beta * x[t] * slope;
+                d_beta[t] = f;
+            }
+        }
+        Saturation::Hill => {
+            let mut d = [0.0; 3];
+            for t in 0..n {
+                let (v, s) = saturation.apply(x[t], params, &mut d);
+                values[t] = v;
+                slopes[t] = s;
+                for (j, dj) in d.iter().enumerate().take(3) {
+                    d_params[j * n + t] = *dj;
+                }
+            }
+        }
+    }
+}
+
+/// `e^x` for `x ≤ 0` (0 below −700), within 2 ulp: `2^k · p(r)` with `r = x − k ln 2`,
+/// `|r| ≤ ln 2 / 2`, `p` the degree-13 Taylor polynomial; branch-free so loops over it
+/// vectorise.
+#[inline(always)]
+pub fn exp_non_positive(x: f64) -> f64 {
+    const LOG2_E: f64 = std::f64::consts::LOG2_E;
+    const LN2_HI: f64 = 6.931_471_803_691_238e-1;
+    const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+    // 1.5 · 2^52: adding it rounds to an integer held in the low mantissa bits.
+    const ROUND: f64 = 6_755_399_441_055_744.0;
+    let x = x.max(-700.0);
+    let shifted = x * LOG2_E + ROUND;
+    let k = shifted - ROUND;
+    let k_int = shifted.to_bits().wrapping_sub(ROUND.to_bits()) as i64;
+    let r = (x - k * LN2_HI) - k * LN2_LO;
+    let mut p = 1.0 / 6_227_020_800.0;
+    for c in [
+        1.0 / 479_001_600.0,
+        1.0 / 39_916_800.0,
+        1.0 / 3_628_800.0,
+        1.0 / 362_880.0,
+        1.0 / 40_320.0,
+        1.0 / 5_040.0,
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+        1.0,
+        1.0,
+    ] {
+        p = p * r + c;
+    }
+    p * f64::from_bits(((k_int + 1023) as u64) << 52)
+}
+
 /// `out[t] = Σ_l w[l] · x[t − l]` (no spend before the first week).
 pub fn convolve(x: &[f64], w: &[f64], out: &mut [f64]) {
-    for t in 0..x.len() {
-        let mut acc = 0.0;
-        for (l, wl) in w.iter().enumerate().take(t + 1) {
-            acc += wl * x[t - l];
+    // One shifted multiply-add per lag: vectorises, unlike a sum per output.
+    out.iter_mut().for_each(|o| *o = 0.0);
+    for (l, &wl) in w.iter().enumerate().take(x.len()) {
+        for (o, v) in out[l..].iter_mut().zip(x) {
+            *o += wl * v;
         }
-        out[t] = acc;
     }
 }
 
@@ -282,5 +361,38 @@ mod tests {
         // The logistic curve at lam·x → ∞ is beta; the Hill curve is half of beta at kappa.
         assert!((Saturation::Logistic.value(100.0, &[3.0, 0.4]) - 0.4).abs() < 1e-12);
         assert!((Saturation::Hill.value(0.6, &[1.8, 0.6, 0.9]) - 0.45).abs() < 1e-12);
+    }
+
+    #[test]
+    fn fast_exp_matches_the_standard_library() {
+        let mut worst = 0.0_f64;
+        for i in 0..200_000 {
+            let x = -(i as f64) * 0.0035;
+            let (ours, std) = (exp_non_positive(x), x.exp());
+            worst = worst.max(((ours - std) / std).abs());
+        }
+        assert!(worst < 5e-16, "{worst}");
+        assert_eq!(exp_non_positive(-1000.0), (-700.0_f64).exp());
+    }
+
+    #[test]
+    fn series_saturation_equals_pointwise() {
+        for (saturation, params) in [
+            (Saturation::Logistic, vec![3.0, 0.4]),
+            (Saturation::Hill, vec![1.8, 0.6, 0.9]),
+        ] {
+            let x = [0.0, 0.01, 0.3, 1.2, 5.0];
+            let n = x.len();
+            let (mut v, mut s, mut d) = (vec![0.0; n], vec![0.0; n], vec![0.0; 3 * n]);
+            saturate_series(saturation, &x, &params, &mut v, &mut s, &mut d);
+            for t in 0..n {
+                let mut dp = [0.0; 3];
+                let (value, slope) = saturation.apply(x[t], &params, &mut dp);
+                assert!((v[t] - value).abs() < 1e-15 && (s[t] - slope).abs() < 1e-14);
+                for j in 0..params.len() {
+                    assert!((d[j * n + t] - dp[j]).abs() < 1e-14);
+                }
+            }
+        }
     }
 }
