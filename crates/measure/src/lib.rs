@@ -11,6 +11,7 @@ pub mod abtest;
 pub mod assignment;
 pub mod bandit;
 pub mod drift;
+pub mod geo;
 pub mod mcmc;
 pub mod mmm;
 pub mod multiple;

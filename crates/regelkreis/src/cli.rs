@@ -142,6 +142,8 @@ pub enum BenchCommand {
     Gateway(crate::gateway_bench::GatewayBenchArgs),
     /// Evals: ≥ 500 cases of the shipped eval set through the answer path, timed.
     Eval(crate::eval::EvalBenchArgs),
+    /// Marketing mix model: fit time beside PyMC-Marketing, simulation-based calibration.
+    Mmm(crate::mmm_bench::MmmBenchArgs),
 }
 
 impl Cli {
@@ -173,6 +175,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Retrieval(args)) => return crate::kb_bench::retrieval(args),
         Command::Bench(BenchCommand::Gateway(args)) => return crate::gateway_bench::run(args),
         Command::Bench(BenchCommand::Eval(args)) => return crate::eval::bench(args),
+        Command::Bench(BenchCommand::Mmm(args)) => return crate::mmm_bench::run(args),
         Command::Guard(cmd) => return crate::guard::run(cmd),
         Command::Models(cmd) => return crate::models::run(cmd),
         Command::Mmm(cmd) => return crate::mmm::run(cmd),

@@ -14,5 +14,6 @@ pub mod kb_bench;
 pub mod knowledge;
 pub mod logging;
 pub mod mmm;
+pub mod mmm_bench;
 pub mod models;
 pub mod stats;

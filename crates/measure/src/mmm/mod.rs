@@ -524,6 +524,12 @@ impl MmmFit {
             .collect()
     }
 
+    /// Parameter names in PyMC-Marketing's naming, in the order of
+    /// [`simulate::Simulated::parameters`].
+    pub fn parameter_names(&self) -> &[String] {
+        &self.names
+    }
+
     /// Draws of a parameter by name (all chains), if it exists.
     pub fn parameter_draws(&self, name: &str) -> Option<Vec<f64>> {
         let index = self.names.iter().position(|n| n == name)?;
