@@ -194,25 +194,18 @@ impl Density {
         // Channels: keep what the gradient needs once the residuals are known.
         let (na, ns) = (l.adstock, l.saturation);
         let mut adstocked = vec![0.0; n];
-        let mut d_adstocked = vec![0.0; n * na]; // per adstock parameter
         let mut ds_da = vec![0.0; l.channels * n]; // d sat / d adstocked
-        let mut da_dp = vec![0.0; l.channels * na * n]; // d adstocked / d adstock param
+        let mut dw = vec![0.0; l.channels * l_max * na]; // d weights / d adstock param
         let mut ds_dp = vec![0.0; l.channels * ns * n]; // d sat / d sat param
         let mut w = vec![0.0; l_max];
-        let mut dw = vec![0.0; l_max * na];
         let mut values = vec![0.0; n];
         for c in 0..l.channels {
-            self.adstock
-                .weights(&x[l.adstock_at(c)..][..na], &mut w, &mut dw);
+            self.adstock.weights(
+                &x[l.adstock_at(c)..][..na],
+                &mut w,
+                &mut dw[c * l_max * na..(c + 1) * l_max * na],
+            );
             convolve(&self.spend[c], &w, &mut adstocked);
-            for j in 0..na {
-                convolve(
-                    &self.spend[c],
-                    &dw[j * l_max..(j + 1) * l_max],
-                    &mut d_adstocked[j * n..(j + 1) * n],
-                );
-            }
-            da_dp[c * na * n..(c + 1) * na * n].copy_from_slice(&d_adstocked);
             let sat = &x[l.saturation_at(c)..][..ns];
             saturate_series(
                 self.saturation,
@@ -241,13 +234,22 @@ impl Density {
         for (k, column) in self.fourier.iter().enumerate() {
             gx[l.fourier_at() + k] = dot(&g, column);
         }
+        let mut crossed = vec![0.0; l_max];
         for c in 0..l.channels {
             // d lp / d adstocked_t, reused by every adstock parameter.
             for t in 0..n {
                 values[t] = g[t] * ds_da[c * n + t];
             }
+            // Σ_t v_t Σ_l dw_l x_(t−l) = Σ_l dw_l Σ_t v_t x_(t−l): one cross-correlation
+            // per lag serves every adstock parameter, no convolution of dw needed.
+            let spend = &self.spend[c];
+            let lags = l_max.min(n);
+            for (lag, cross) in crossed.iter_mut().enumerate().take(lags) {
+                *cross = dot(&values[lag..], &spend[..n - lag]);
+            }
             for j in 0..na {
-                gx[l.adstock_at(c) + j] = dot(&values, &da_dp[(c * na + j) * n..][..n]);
+                let dwj = &dw[(c * na + j) * l_max..][..lags];
+                gx[l.adstock_at(c) + j] = dwj.iter().zip(&crossed).map(|(a, b)| a * b).sum();
             }
             for j in 0..ns {
                 gx[l.saturation_at(c) + j] = dot(&g, &ds_dp[(c * ns + j) * n..][..n]);
