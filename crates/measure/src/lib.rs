@@ -20,3 +20,4 @@ pub mod power;
 pub mod rng;
 pub mod special;
 pub mod srm;
+pub mod uplift;
