@@ -339,6 +339,7 @@ fn thresholds(x: &[Vec<f64>], bins: usize) -> Vec<Vec<f64>> {
 
 /// Grows a tree on gradients `g` and hessians `h` (Newton leaves `−Σg / Σh`), splitting
 /// on the largest gain `G_L²/H_L + G_R²/H_R − G²/H`.
+#[allow(clippy::too_many_arguments)]
 fn grow(
     x: &[Vec<f64>],
     rows: Vec<usize>,
@@ -868,8 +869,8 @@ fn interpolate(values: &[Option<f64>]) -> Vec<f64> {
         match values[i] {
             Some(v) => {
                 if let Some((k, kv)) = last_known {
-                    for m in k + 1..i {
-                        out[m] = kv + (v - kv) * (m - k) as f64 / (i - k) as f64;
+                    for (m, o) in out.iter_mut().enumerate().take(i).skip(k + 1) {
+                        *o = kv + (v - kv) * (m - k) as f64 / (i - k) as f64;
                     }
                 }
                 out[i] = v;
