@@ -22,6 +22,8 @@ pub struct Metrics {
     pub llm_cost_micros: IntCounterVec,
     /// Tokens of gateway calls, by kind (`prompt`, `completion`, `cached`).
     pub llm_tokens: IntCounterVec,
+    /// Drift checks that found drift, by tenant and feature: alert on its increase.
+    pub drift_alerts: IntCounterVec,
 }
 
 impl Metrics {
@@ -80,8 +82,16 @@ impl Metrics {
             Opts::new("regelkreis_llm_tokens_total", "tokens of gateway calls"),
             &["provider", "model", "kind"],
         )?;
+        let drift_alerts = IntCounterVec::new(
+            Opts::new(
+                "regelkreis_drift_alerts_total",
+                "drift checks that found drift (PSI ≥ 0.1, KS p < 0.05 or embedding p < 0.05)",
+            ),
+            &["tenant", "feature"],
+        )?;
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(drift_alerts.clone()),
             Box::new(latency.clone()),
             Box::new(events_dropped.clone()),
             Box::new(events_failed.clone()),
@@ -102,6 +112,7 @@ impl Metrics {
             llm_latency,
             llm_cost_micros,
             llm_tokens,
+            drift_alerts,
         })
     }
 

@@ -792,9 +792,311 @@ mod isolation {
                         .unwrap_or(0);
                     assert!(calls <= 1, "B's calls leak into A's latency: {body}");
                 }
+                (Method::POST, "/api/mmm/fit" | "/api/mmm/optimize") => {
+                    // Stateless: computed from the body alone.
+                    let mut body = measure_routes::tiny_mmm();
+                    body["budget"] = json!(10.0);
+                    body["weeks"] = json!(4);
+                    if r.path == "/api/mmm/fit" {
+                        body.as_object_mut().unwrap().remove("budget");
+                        body.as_object_mut().unwrap().remove("weeks");
+                    }
+                    let (s, body) = h.call(Method::POST, r.path, Some(&a), Some(body)).await;
+                    assert_eq!(s, StatusCode::OK, "{body}");
+                    assert!(!body.to_string().contains("globex-secret"), "{body}");
+                }
+                (Method::POST, "/api/uplift") => {
+                    let (s, body) = h
+                        .call(
+                            Method::POST,
+                            r.path,
+                            Some(&a),
+                            Some(measure_routes::tiny_uplift()),
+                        )
+                        .await;
+                    assert_eq!(s, StatusCode::OK, "{body}");
+                    assert!(!body.to_string().contains("globex-secret"), "{body}");
+                }
+                (Method::POST, "/api/geo/did" | "/api/geo/synthetic-control") => {
+                    let (s, body) = h
+                        .call(
+                            Method::POST,
+                            r.path,
+                            Some(&a),
+                            Some(measure_routes::tiny_panel()),
+                        )
+                        .await;
+                    assert_eq!(s, StatusCode::OK, "{body}");
+                    assert!(!body.to_string().contains("globex-secret"), "{body}");
+                }
+                (Method::POST, "/api/drift") => {
+                    let (s, body) = h
+                        .call(Method::POST, r.path, Some(&a), Some(json!({"feature": "acme-only-feature", "reference": [1.0, 2.0, 3.0], "current": [1.0, 2.0, 3.5]})))
+                        .await;
+                    assert_eq!(s, StatusCode::OK, "{body}");
+                    let b_events = h
+                        .store
+                        .events(&regelkreis_core::EventQuery {
+                            tenant: b_tenant.id.clone(),
+                            type_name: Some("custom".into()),
+                            since: None,
+                            until: None,
+                            after: None,
+                            limit: 100,
+                        })
+                        .unwrap();
+                    assert!(
+                        !format!("{b_events:?}").contains("acme-only-feature"),
+                        "A's drift check landed in B's log"
+                    );
+                }
                 (m, p) => panic!("route {m} {p} has no tenant-isolation case: add one"),
             }
         }
+    }
+}
+
+/// `/api/mmm`, `/api/uplift`, `/api/geo`, `/api/drift`.
+mod measure_routes {
+    use super::*;
+
+    /// 30 weeks, two channels: enough to run the sampler, small enough to be quick.
+    pub fn tiny_mmm() -> Value {
+        let weeks = 30;
+        let dates: Vec<String> = (0..weeks)
+            .map(|w| format!("2024-{:02}-{:02}", 1 + w / 4, 1 + (w % 4) * 7))
+            .collect();
+        let a: Vec<f64> = (0..weeks).map(|w| f64::from((w * 7 % 5) as u8)).collect();
+        let b: Vec<f64> = (0..weeks).map(|w| f64::from((w * 3 % 4) as u8)).collect();
+        let y: Vec<f64> = (0..weeks)
+            .map(|w| 100.0 + 8.0 * a[w] + 3.0 * b[w] + f64::from((w % 3) as u8))
+            .collect();
+        json!({
+            "data": {"date": dates, "tv": a, "search": b, "revenue": y},
+            "date_column": "date", "spend_columns": ["tv", "search"], "target": "revenue",
+            "chains": 2, "tune": 150, "draws": 150, "yearly_order": 0, "l_max": 4,
+        })
+    }
+
+    pub fn tiny_uplift() -> Value {
+        let mut rng = regelkreis_measure::rng::Rng::seeded(5);
+        let (mut x, mut t, mut y) = (vec![], vec![], vec![]);
+        for _ in 0..400 {
+            let f = [rng.normal(), rng.normal()];
+            let treated = rng.uniform() < 0.5;
+            let p = 0.2 + if treated && f[0] > 0.0 { 0.3 } else { 0.0 };
+            x.push(f.to_vec());
+            t.push(treated);
+            y.push(f64::from(u8::from(rng.uniform() < p)));
+        }
+        json!({"train": {"features": x, "treated": t, "outcome": y}, "learner": "t", "base": "logistic"})
+    }
+
+    pub fn tiny_panel() -> Value {
+        let outcomes: Vec<Vec<f64>> = (0..5)
+            .map(|u| {
+                (0..10)
+                    .map(|t| {
+                        f64::from(u as u8) * 2.0
+                            + f64::from(t as u8) * 0.5
+                            + if u == 0 && t >= 6 {
+                                3.0
+                            } else {
+                                f64::from(((u * 3 + t) % 4) as u8) * 0.1
+                            }
+                    })
+                    .collect()
+            })
+            .collect();
+        json!({"units": ["t", "a", "b", "c", "d"], "outcomes": outcomes, "treated": ["t"], "first_post": 6})
+    }
+
+    #[tokio::test]
+    async fn mmm_fit_reports_channels_diagnostics_and_curves_and_refuses_bad_input() {
+        let h = Harness::with_config(ServerConfig {
+            body_limit_bytes: 1 << 20,
+            ..ServerConfig::default()
+        })
+        .await;
+        let k = h.key("acme", &[Scope::Stats]);
+        let (s, body) = h
+            .call(Method::POST, "/api/mmm/fit", Some(&k), Some(tiny_mmm()))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        for channel in ["tv", "search"] {
+            let c = &body["channels"][channel];
+            let mean = c["contribution"]["mean"].as_f64().unwrap();
+            assert!(
+                c["contribution"]["lo"].as_f64().unwrap() <= mean
+                    && mean <= c["contribution"]["hi"].as_f64().unwrap(),
+                "{c}"
+            );
+            assert!(c["roas"]["mean"].as_f64().unwrap() > 0.0, "{c}");
+            assert!(
+                c["adstock"]["alpha"]["mean"].is_f64() && c["saturation"]["lam"]["mean"].is_f64(),
+                "{c}"
+            );
+            assert_eq!(
+                body["response_curves"][channel].as_array().unwrap().len(),
+                8
+            );
+        }
+        // tv carries more of the revenue than search in the data.
+        assert!(
+            body["channels"]["tv"]["contribution"]["mean"]
+                .as_f64()
+                .unwrap()
+                > body["channels"]["search"]["contribution"]["mean"]
+                    .as_f64()
+                    .unwrap()
+        );
+        for key in ["rhat_max", "ess_min", "divergences", "seconds"] {
+            assert!(body["diagnostics"][key].is_number(), "{key}: {body}");
+        }
+        let mut bad = tiny_mmm();
+        bad["spend_columns"] = json!(["tv", "radio"]);
+        let (s, body) = h
+            .call(Method::POST, "/api/mmm/fit", Some(&k), Some(bad))
+            .await;
+        assert_json_error(s, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
+        assert!(body.to_string().contains("radio"), "{body}");
+        let mut typo = tiny_mmm();
+        typo["chainz"] = json!(3);
+        let (s, _) = h
+            .call(Method::POST, "/api/mmm/fit", Some(&k), Some(typo))
+            .await;
+        assert!(s.is_client_error());
+        let mut optimize = tiny_mmm();
+        optimize["budget"] = json!(40.0);
+        optimize["weeks"] = json!(4);
+        optimize["bounds"] = json!("tv=5:30");
+        let (s, body) = h
+            .call(Method::POST, "/api/mmm/optimize", Some(&k), Some(optimize))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let tv = body["allocation"]["tv"].as_f64().unwrap();
+        let search = body["allocation"]["search"].as_f64().unwrap();
+        assert!(
+            (tv + search - 40.0).abs() < 1e-6 && (5.0 - 1e-9..=30.0 + 1e-9).contains(&tv),
+            "{body}"
+        );
+        assert!(
+            body["expected_revenue"]["mean"].as_f64().unwrap() > 0.0,
+            "{body}"
+        );
+        let (_, no_stats) = (0, h.key("acme", &[Scope::KbRead]));
+        let (s, _) = h
+            .call(
+                Method::POST,
+                "/api/mmm/fit",
+                Some(&no_stats),
+                Some(tiny_mmm()),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+    }
+
+    #[tokio::test]
+    async fn uplift_geo_and_drift_answer_and_drift_raises_an_alert() {
+        let h = Harness::new().await;
+        let k = h.key("acme", &[Scope::Stats]);
+        let mut up = tiny_uplift();
+        up["score"] = up["train"].clone();
+        let (s, body) = h
+            .call(Method::POST, "/api/uplift", Some(&k), Some(up))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        assert_eq!(body["uplift"].as_array().unwrap().len(), 400);
+        assert!(body["qini"]["causalml"].as_f64().unwrap() > 0.0, "{body}");
+        assert!(body["auuc"]["scikit_uplift"].is_f64(), "{body}");
+        let (s, body) = h
+            .call(Method::POST, "/api/geo/did", Some(&k), Some(tiny_panel()))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let effect = body["effect"].as_f64().unwrap();
+        assert!((2.0..4.0).contains(&effect), "{body}");
+        let (s, body) = h
+            .call(
+                Method::POST,
+                "/api/geo/synthetic-control",
+                Some(&k),
+                Some(tiny_panel()),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let total: f64 = body["weights"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|v| v.as_f64().unwrap())
+            .sum();
+        assert!((total - 1.0).abs() < 1e-9, "{body}");
+        let mut bad = tiny_panel();
+        bad["treated"] = json!(["nowhere"]);
+        let (s, body) = h
+            .call(Method::POST, "/api/geo/did", Some(&k), Some(bad))
+            .await;
+        assert_json_error(s, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
+
+        let reference: Vec<f64> = (0..500).map(|i| f64::from(i) / 10.0).collect();
+        let same: Vec<f64> = reference.iter().map(|v| v + 0.01).collect();
+        let shifted: Vec<f64> = reference.iter().map(|v| v + 10.0).collect();
+        let (s, body) = h
+            .call(
+                Method::POST,
+                "/api/drift",
+                Some(&k),
+                Some(json!({"feature": "basket", "reference": reference, "current": same})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        assert_eq!(body["drift"], false, "{body}");
+        let (s, body) = h
+            .call(
+                Method::POST,
+                "/api/drift",
+                Some(&k),
+                Some(json!({"feature": "basket", "reference": reference, "current": shifted})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        assert_eq!(body["drift"], true, "{body}");
+        assert!(
+            body["psi"].as_f64().unwrap() >= 0.1 && body["ks"]["p_value"].as_f64().unwrap() < 0.05,
+            "{body}"
+        );
+        let (_, metrics) = h.call(Method::GET, "/metrics", None, None).await;
+        assert!(
+            metrics
+                .as_str()
+                .unwrap()
+                .contains("regelkreis_drift_alerts_total{feature=\"basket\""),
+            "{metrics}"
+        );
+        let tenant = h.store.tenant_by_name("acme").unwrap().unwrap();
+        let events = h
+            .store
+            .events(&regelkreis_core::EventQuery {
+                tenant: tenant.id,
+                type_name: Some("custom".into()),
+                since: None,
+                until: None,
+                after: None,
+                limit: 100,
+            })
+            .unwrap();
+        let text = format!("{events:?}");
+        assert_eq!(text.matches("drift_check").count(), 2, "{text}");
+        assert_eq!(text.matches("drift_alert").count(), 1, "{text}");
+        let (s, body) = h
+            .call(
+                Method::POST,
+                "/api/drift",
+                Some(&k),
+                Some(json!({"feature": "basket", "reference": [], "current": [1.0]})),
+            )
+            .await;
+        assert_json_error(s, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
     }
 }
 

@@ -10,6 +10,7 @@ mod gateway;
 mod guard;
 mod kb;
 mod keys;
+mod measure;
 mod system;
 mod util;
 
@@ -202,6 +203,42 @@ fn api() -> Vec<ApiRoute> {
             "/api/kb/{kb}/answer",
             Some(Scope::Chat),
             post(kb::answer),
+        ),
+        route(
+            Method::POST,
+            "/api/mmm/fit",
+            Some(Scope::Stats),
+            post(measure::mmm_fit),
+        ),
+        route(
+            Method::POST,
+            "/api/mmm/optimize",
+            Some(Scope::Stats),
+            post(measure::mmm_optimize),
+        ),
+        route(
+            Method::POST,
+            "/api/uplift",
+            Some(Scope::Stats),
+            post(measure::uplift),
+        ),
+        route(
+            Method::POST,
+            "/api/geo/did",
+            Some(Scope::Stats),
+            post(measure::geo_did),
+        ),
+        route(
+            Method::POST,
+            "/api/geo/synthetic-control",
+            Some(Scope::Stats),
+            post(measure::geo_synthetic_control),
+        ),
+        route(
+            Method::POST,
+            "/api/drift",
+            Some(Scope::Stats),
+            post(measure::drift),
         ),
         route(
             Method::POST,
