@@ -247,9 +247,11 @@ async fn demo() -> anyhow::Result<()> {
     )
     .await?;
 
+    marketing_mix(&client, &format!("http://{addr}"), &stats_key).await?;
+
     let _ = stop_tx.send(());
     server.await??;
-    println!("\n11. server stopped gracefully; request log flushed");
+    println!("\n12. server stopped gracefully; request log flushed");
     let s = store.clone();
     let (report, events) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let acme = s.tenant_by_name("acme")?.context("tenant acme")?;
@@ -485,17 +487,104 @@ async fn gateway(
     Ok(())
 }
 
-/// Where the shipped sample knowledge base is: under the working directory or above the
+/// Where a shipped example folder is: under the working directory or above the
 /// executable (a checkout's `target/…/regelkreis`).
-fn brand_dir() -> Option<std::path::PathBuf> {
+fn example_dir(name: &str, marker: &str) -> Option<std::path::PathBuf> {
     let mut roots = vec![std::env::current_dir().ok()?];
     if let Ok(exe) = std::env::current_exe() {
         roots.extend(exe.ancestors().map(std::path::Path::to_path_buf));
     }
     roots
         .into_iter()
-        .map(|r| r.join("examples").join("brand"))
-        .find(|d| d.join("eval.jsonl").exists())
+        .map(|r| r.join("examples").join(name))
+        .find(|d| d.join(marker).exists())
+}
+
+/// The marketing mix model on PyMC-Marketing's example data over `/api/mmm`: posterior
+/// contributions and ROAS, then the optimizer's split of next quarter's budget.
+async fn marketing_mix(client: &reqwest::Client, base: &str, key: &str) -> anyhow::Result<()> {
+    let Some(dir) = example_dir("mmm", "mmm_example.csv") else {
+        println!("\n11. marketing mix model: skipped (examples/mmm not found; run the demo from a checkout)");
+        return Ok(());
+    };
+    println!("\n11. marketing mix model: POST /api/mmm/fit on examples/mmm/mmm_example.csv (179 weeks, NUTS, 4 chains × 1,000 draws)");
+    let table = crate::mmm::read_table(&dir.join("mmm_example.csv"))?;
+    let data: serde_json::Map<String, Value> = table
+        .columns
+        .iter()
+        .map(|(name, values)| (name.clone(), json!(values)))
+        .collect();
+    let mut body = json!({
+        "data": data, "date_column": "date_week", "spend_columns": ["x1", "x2"], "target": "y",
+        "controls": ["event_1", "event_2", "t"],
+    });
+    let fit: Value = client
+        .post(format!("{base}/api/mmm/fit"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let d = &fit["diagnostics"];
+    println!(
+        "   sampled in {:.2} s: R-hat max {:.3}, ESS min {:.0}, {} divergences",
+        d["seconds"].as_f64().unwrap_or(f64::NAN),
+        d["rhat_max"].as_f64().unwrap_or(f64::NAN),
+        d["ess_min"].as_f64().unwrap_or(f64::NAN),
+        d["divergences"]
+    );
+    println!(
+        "   {:<8} {:>30} {:>24}",
+        "channel", "contribution [90 %]", "ROAS [90 %]"
+    );
+    let mut spend_total = 0.0;
+    for channel in ["x1", "x2"] {
+        let c = &fit["channels"][channel];
+        let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+        spend_total += f(&c["spend"]);
+        println!(
+            "   {:<8} {:>10.0} [{:>8.0}, {:>8.0}] {:>8.0} [{:>6.0}, {:>6.0}]",
+            channel,
+            f(&c["contribution"]["mean"]),
+            f(&c["contribution"]["lo"]),
+            f(&c["contribution"]["hi"]),
+            f(&c["roas"]["mean"]),
+            f(&c["roas"]["lo"]),
+            f(&c["roas"]["hi"]),
+        );
+    }
+    // Next 13 weeks at the average weekly spend of the data.
+    let budget = spend_total / 179.0 * 13.0;
+    body["budget"] = json!(budget);
+    body["weeks"] = json!(13);
+    let split: Value = client
+        .post(format!("{base}/api/mmm/optimize"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    println!(
+        "   optimizer, budget {budget:.1} over 13 weeks: x1 {:.1}, x2 {:.1} → expected {:.0} [{:.0}, {:.0}] vs {:.0} at the historical split",
+        f(&split["allocation"]["x1"]),
+        f(&split["allocation"]["x2"]),
+        f(&split["expected_revenue"]["mean"]),
+        f(&split["expected_revenue"]["lo"]),
+        f(&split["expected_revenue"]["hi"]),
+        f(&split["expected_revenue_at_historical_split"]["mean"]),
+    );
+    Ok(())
+}
+
+/// Where the shipped sample knowledge base is: under the working directory or above the
+/// executable (a checkout's `target/…/regelkreis`).
+fn brand_dir() -> Option<std::path::PathBuf> {
+    example_dir("brand", "eval.jsonl")
 }
 
 /// The grounded answer path on the shipped sample brand: ingest, a few questions with

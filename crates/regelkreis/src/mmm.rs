@@ -24,7 +24,8 @@ pub enum MmmCommand {
 #[derive(Debug, Args)]
 pub struct FitArgs {
     /// CSV file with a header row.
-    pub data: PathBuf,
+    #[arg(value_name = "DATA.csv")]
+    pub file: PathBuf,
     /// Column of dates (YYYY-MM-DD).
     #[arg(long, default_value = "date")]
     pub date_column: String,
@@ -186,7 +187,7 @@ fn read_lift_tests(path: &Path) -> anyhow::Result<Vec<LiftTestArgs>> {
 }
 
 fn fit_from(args: &FitArgs) -> anyhow::Result<(MmmFit, Vec<ChannelSummary>)> {
-    let table = read_table(&args.data)?;
+    let table = read_table(&args.file)?;
     let model = MmmArgs {
         date_column: args.date_column.clone(),
         spend_columns: args.spend_columns.clone(),
