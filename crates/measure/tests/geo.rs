@@ -56,6 +56,10 @@ fn synthetic_california_weights_match_pysyncon_to_1e_4() {
     // smaller (the effect grows). With the outcome as the only predictor California's
     // post/pre RMSPE ratio ranks third of 39 (p = 3/39).
     let last = *sc.gaps.last().unwrap();
+    eprintln!(
+        "gap in 2000 {last:.1}, mean gap 1989–2000 {:.1} [{:.1}, {:.1}], p {:.3}",
+        sc.effect, sc.lo, sc.hi, sc.p_value
+    );
     assert!((-32.0..-18.0).contains(&last), "gap in 2000: {last}");
     assert!(sc.effect < -10.0 && sc.hi < 0.0, "{sc:?}");
     assert!(sc.p_value < 0.1, "p {}", sc.p_value);
