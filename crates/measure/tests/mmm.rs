@@ -129,3 +129,87 @@ fn posterior_means_match_pymc_marketing_within_a_tenth_of_a_posterior_sd() {
         worst.1
     );
 }
+
+/// A lift test (an experiment that measured how much more a channel brings at more
+/// spend) pins the channel's curve down: on data simulated with known parameters, the
+/// channel's contribution interval narrows and its error shrinks.
+#[test]
+fn a_lift_test_calibrates_the_channel_it_measured() {
+    use regelkreis_measure::mmm::simulate::simulate;
+    use regelkreis_measure::mmm::{LiftTest, Prior, Saturation};
+    use regelkreis_measure::rng::Rng;
+    let defaults = MmmSpec::default();
+    let mut saturation_priors = defaults.saturation_priors.clone();
+    saturation_priors[1] = Prior::HalfNormal { sigma: 0.2 };
+    let spec = MmmSpec {
+        yearly_order: 0,
+        intercept: Prior::Normal {
+            mu: 0.3,
+            sigma: 0.05,
+        },
+        saturation_priors,
+        sigma: Prior::HalfNormal { sigma: 0.05 },
+        ..defaults
+    };
+    let template = MmmData {
+        control_names: vec![],
+        controls: vec![],
+        ..example()
+    };
+    let mut rng = Rng::seeded(31);
+    let truth = simulate(&spec, &template, &mut rng).unwrap();
+    let names = {
+        let options = SamplerOptions {
+            chains: 1,
+            tune: 10,
+            draws: 10,
+            ..SamplerOptions::default()
+        };
+        fit(&spec, &truth.data, &[], options, &|_, _| {})
+            .unwrap()
+            .parameter_names()
+            .to_vec()
+    };
+    let at = |name: &str| names.iter().position(|n| n == name).unwrap();
+    let (lam, beta) = (
+        truth.parameters[at("saturation_lam[x2]")],
+        truth.parameters[at("saturation_beta[x2]")],
+    );
+    // What the experiment measured: weekly spend 0.2 → 0.5 (x2's scale is 1).
+    let measured = Saturation::Logistic.value(0.5, &[lam, beta])
+        - Saturation::Logistic.value(0.2, &[lam, beta]);
+    let lift = LiftTest {
+        channel: "x2".into(),
+        spend: 0.2,
+        delta_spend: 0.3,
+        delta_target: measured,
+        sigma: 0.002,
+    };
+    let options = SamplerOptions {
+        chains: 2,
+        tune: 500,
+        draws: 500,
+        seed: 3,
+        ..SamplerOptions::default()
+    };
+    let without = fit(&spec, &truth.data, &[], options, &|_, _| {})
+        .unwrap()
+        .channel_summaries();
+    let with = fit(&spec, &truth.data, &[lift], options, &|_, _| {})
+        .unwrap()
+        .channel_summaries();
+    let (a, b) = (without[1].contribution, with[1].contribution);
+    let true_contribution = truth.contribution[1];
+    eprintln!(
+        "x2 contribution: truth {true_contribution:.3}, without lift {:.3} [{:.3}, {:.3}], with lift {:.3} [{:.3}, {:.3}]",
+        a.mean, a.lo, a.hi, b.mean, b.lo, b.hi
+    );
+    assert!(
+        b.hi - b.lo < 0.8 * (a.hi - a.lo),
+        "interval did not narrow: {a:?} → {b:?}"
+    );
+    assert!(
+        b.covers(true_contribution),
+        "{b:?} misses {true_contribution}"
+    );
+}
