@@ -7,12 +7,6 @@
 # Usage: scripts/stats_golden.sh [CASES]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv=target/venv-gbstats
-want="gbstats==0.8.0 statsmodels==0.14.4 ssrm-test==0.1.5"
-if [ "$(cat "$venv/.installed" 2>/dev/null)" != "$want" ]; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q $want
-  echo "$want" > "$venv/.installed"
-fi
-"$venv/bin/python" scripts/gbstats_golden.py "${1:-10000}"
-"$venv/bin/python" scripts/reference_golden.py
+python=$(scripts/python_env.sh venv-gbstats "gbstats==0.8.0 statsmodels==0.14.4 ssrm-test==0.1.5")
+"$python" scripts/gbstats_golden.py "${1:-10000}"
+"$python" scripts/reference_golden.py

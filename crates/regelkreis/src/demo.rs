@@ -500,6 +500,24 @@ fn example_dir(name: &str, marker: &str) -> Option<std::path::PathBuf> {
         .find(|d| d.join(marker).exists())
 }
 
+/// POSTs `body` with a bearer key; the JSON answer, or the error status.
+async fn post_json(
+    client: &reqwest::Client,
+    url: &str,
+    key: &str,
+    body: &Value,
+) -> anyhow::Result<Value> {
+    Ok(client
+        .post(url)
+        .bearer_auth(key)
+        .json(body)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?)
+}
+
 /// The marketing mix model on PyMC-Marketing's example data over `/api/mmm`: posterior
 /// contributions and ROAS, then the optimizer's split of next quarter's budget.
 async fn marketing_mix(client: &reqwest::Client, base: &str, key: &str) -> anyhow::Result<()> {
@@ -518,15 +536,7 @@ async fn marketing_mix(client: &reqwest::Client, base: &str, key: &str) -> anyho
         "data": data, "date_column": "date_week", "spend_columns": ["x1", "x2"], "target": "y",
         "controls": ["event_1", "event_2", "t"],
     });
-    let fit: Value = client
-        .post(format!("{base}/api/mmm/fit"))
-        .bearer_auth(key)
-        .json(&body)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let fit = post_json(client, &format!("{base}/api/mmm/fit"), key, &body).await?;
     let d = &fit["diagnostics"];
     println!(
         "   sampled in {:.2} s: R-hat max {:.3}, ESS min {:.0}, {} divergences",
@@ -559,15 +569,7 @@ async fn marketing_mix(client: &reqwest::Client, base: &str, key: &str) -> anyho
     let budget = spend_total / 179.0 * 13.0;
     body["budget"] = json!(budget);
     body["weeks"] = json!(13);
-    let split: Value = client
-        .post(format!("{base}/api/mmm/optimize"))
-        .bearer_auth(key)
-        .json(&body)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let split = post_json(client, &format!("{base}/api/mmm/optimize"), key, &body).await?;
     let f = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
     println!(
         "   optimizer, budget {budget:.1} over 13 weeks: x1 {:.1}, x2 {:.1} → expected {:.0} [{:.0}, {:.0}] vs {:.0} at the historical split",

@@ -558,21 +558,6 @@ impl MmmFit {
             .collect()
     }
 
-    /// Total contribution of `channel` (data units) for every draw, given raw weekly spend.
-    fn contribution_draws(&self, channel: usize, raw_spend: &[f64]) -> Vec<f64> {
-        let scaled: Vec<f64> = raw_spend
-            .iter()
-            .map(|v| v / self.channel_scale[channel])
-            .collect();
-        let mut out = vec![0.0; scaled.len()];
-        self.all_draws()
-            .map(|x| {
-                self.density.channel_response(x, channel, &scaled, &mut out);
-                out.iter().sum::<f64>() * self.target_scale
-            })
-            .collect()
-    }
-
     /// Contribution, ROAS, marginal ROAS and transform parameters of every channel.
     pub fn channel_summaries(&self) -> Vec<ChannelSummary> {
         let layout = self.density.layout;
@@ -580,9 +565,9 @@ impl MmmFit {
             .map(|c| {
                 let spend = &self.raw_spend[c];
                 let total: f64 = spend.iter().sum();
-                let base = self.contribution_draws(c, spend);
+                let base = self.response_draws(c, spend, usize::MAX);
                 let more: Vec<f64> = spend.iter().map(|v| v * 1.01).collect();
-                let raised = self.contribution_draws(c, &more);
+                let raised = self.response_draws(c, &more, usize::MAX);
                 let per_spend = |v: f64| if total > 0.0 { v / total } else { f64::NAN };
                 let roas: Vec<f64> = base.iter().map(|&v| per_spend(v)).collect();
                 let marginal: Vec<f64> = raised
@@ -632,7 +617,7 @@ impl MmmFit {
                     CurvePoint {
                         multiplier: m,
                         spend: total * m,
-                        contribution: Interval::of(&self.contribution_draws(c, &scaled)),
+                        contribution: Interval::of(&self.response_draws(c, &scaled, usize::MAX)),
                     }
                 })
                 .collect(),
