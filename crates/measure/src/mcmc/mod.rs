@@ -51,7 +51,7 @@ impl Default for SamplerOptions {
             seed: 42,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             max_depth: 10,
-            target_accept: 0.85,
+            target_accept: 0.8,
         }
     }
 }

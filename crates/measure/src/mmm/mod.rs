@@ -397,6 +397,19 @@ fn build(
         fourier,
         target: data.target.iter().map(|v| v / target_scale).collect(),
         lifts,
+        typical_spend: data
+            .spend
+            .iter()
+            .zip(&channel_scale)
+            .map(|(c, s)| {
+                let active: Vec<f64> = c.iter().filter(|v| **v > 0.0).map(|v| v / s).collect();
+                if active.is_empty() {
+                    1.0
+                } else {
+                    active.iter().sum::<f64>() / active.len() as f64
+                }
+            })
+            .collect(),
     };
     Ok((density, channel_scale, target_scale))
 }

@@ -69,6 +69,8 @@ pub(crate) struct Density {
     /// Scaled target.
     pub target: Vec<f64>,
     pub lifts: Vec<ScaledLift>,
+    /// Mean scaled spend of each channel over the rows where it spends.
+    pub typical_spend: Vec<f64>,
 }
 
 impl Density {
@@ -86,27 +88,36 @@ impl Density {
     }
 
     /// The sampler's coordinates differ from the priors' in one place: for logistic
-    /// saturation it moves `s = log beta + log lam` instead of `log beta`. At small
-    /// spend only the product `beta·lam` is pinned down by the data, so `(log lam,
-    /// log beta)` form a narrow diagonal ridge a diagonal mass matrix walks slowly; in
-    /// `(log lam, s)` the ridge is along an axis. The map is linear with determinant 1.
+    /// saturation it moves `s = log(beta · f(lam))` instead of `log beta`, with
+    /// `f(lam) = tanh(lam · a / 2)` the curve at the channel's typical active spend `a`.
+    /// The data pin down about `beta · f(lam)` (the response where the channel spends),
+    /// so `(log lam, log beta)` form a curved ridge a diagonal mass matrix walks slowly;
+    /// in `(log lam, s)` it runs along an axis. `u_beta = s − log f(e^(u_lam))` is
+    /// triangular with unit diagonal: determinant 1, no Jacobian term.
     fn natural(&self, v: &[f64]) -> Vec<f64> {
         let mut u = v.to_vec();
         if self.saturation == Saturation::Logistic {
             for c in 0..self.layout.channels {
                 let at = self.layout.saturation_at(c);
-                u[at + 1] = v[at + 1] - v[at];
+                u[at + 1] = v[at + 1] - self.log_curve(c, v[at]).0;
             }
         }
         u
     }
 
-    /// Moves a gradient in the priors' coordinates to the sampler's.
-    fn gradient_to_sampler(&self, grad: &mut [f64]) {
+    /// `log f(e^v)` and its derivative in `v` for channel `c`.
+    fn log_curve(&self, c: usize, v: f64) -> (f64, f64) {
+        let z = 0.5 * v.exp() * self.typical_spend[c];
+        let t = z.tanh().max(f64::MIN_POSITIVE);
+        (t.ln(), z * (1.0 - t * t) / t)
+    }
+
+    /// Moves a gradient in the priors' coordinates to the sampler's (at sampler point `v`).
+    fn gradient_to_sampler(&self, v: &[f64], grad: &mut [f64]) {
         if self.saturation == Saturation::Logistic {
             for c in 0..self.layout.channels {
                 let at = self.layout.saturation_at(c);
-                grad[at] -= grad[at + 1];
+                grad[at] -= grad[at + 1] * self.log_curve(c, v[at]).1;
             }
         }
     }
@@ -163,7 +174,7 @@ impl LogDensity for Density {
     fn log_density(&self, v: &[f64], grad: &mut [f64]) -> f64 {
         let u = self.natural(v);
         let lp = self.log_density_natural(&u, grad);
-        self.gradient_to_sampler(grad);
+        self.gradient_to_sampler(v, grad);
         lp
     }
 }
