@@ -182,10 +182,36 @@ impl LogDensity for Density {
 impl Density {
     /// Log density and its gradient in each prior's own unconstrained coordinate.
     fn log_density_natural(&self, u: &[f64], grad: &mut [f64]) -> f64 {
+        thread_local! {
+            /// Working arrays of the gradient, reused from call to call.
+            static SCRATCH: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut buffer) => self.log_density_in(u, grad, &mut buffer),
+            Err(_) => self.log_density_in(u, grad, &mut Vec::new()),
+        })
+    }
+
+    fn log_density_in(&self, u: &[f64], grad: &mut [f64], buffer: &mut Vec<f64>) -> f64 {
         let l = self.layout;
         let n = self.target.len();
         let l_max = self.adstock.l_max();
+        let (na, ns) = (l.adstock, l.saturation);
         let x = self.values(u);
+        buffer.resize(
+            4 * n + l.channels * (n + l_max * na + ns * n) + 2 * l_max + l.dim(),
+            0.0,
+        );
+        let (mu, rest) = buffer.split_at_mut(n);
+        let (adstocked, rest) = rest.split_at_mut(n);
+        let (ds_da, rest) = rest.split_at_mut(l.channels * n); // d sat / d adstocked
+        let (dw, rest) = rest.split_at_mut(l.channels * l_max * na); // d weights / d adstock param
+        let (ds_dp, rest) = rest.split_at_mut(l.channels * ns * n); // d sat / d sat param
+        let (w, rest) = rest.split_at_mut(l_max);
+        let (values, rest) = rest.split_at_mut(n);
+        let (g, rest) = rest.split_at_mut(n); // d lp / d mu_t, first the residuals
+        let (gx, rest) = rest.split_at_mut(l.dim()); // gradient of the likelihood in the values x
+        let crossed = &mut rest[..l_max];
         let mut lp = 0.0;
         // Priors (with Jacobians), gradients in u.
         for (i, prior) in self.priors.iter().enumerate() {
@@ -193,7 +219,7 @@ impl Density {
             lp += v;
             grad[i] = d;
         }
-        let mut mu = vec![x[Layout::INTERCEPT]; n];
+        mu.fill(x[Layout::INTERCEPT]);
         for (k, column) in self.controls.iter().enumerate() {
             let gamma = x[l.controls_at() + k];
             mu.iter_mut().zip(column).for_each(|(m, z)| *m += gamma * z);
@@ -203,41 +229,32 @@ impl Density {
             mu.iter_mut().zip(column).for_each(|(m, z)| *m += f * z);
         }
         // Channels: keep what the gradient needs once the residuals are known.
-        let (na, ns) = (l.adstock, l.saturation);
-        let mut adstocked = vec![0.0; n];
-        let mut ds_da = vec![0.0; l.channels * n]; // d sat / d adstocked
-        let mut dw = vec![0.0; l.channels * l_max * na]; // d weights / d adstock param
-        let mut ds_dp = vec![0.0; l.channels * ns * n]; // d sat / d sat param
-        let mut w = vec![0.0; l_max];
-        let mut values = vec![0.0; n];
         for c in 0..l.channels {
             self.adstock.weights(
                 &x[l.adstock_at(c)..][..na],
-                &mut w,
+                w,
                 &mut dw[c * l_max * na..(c + 1) * l_max * na],
             );
-            convolve(&self.spend[c], &w, &mut adstocked);
+            convolve(&self.spend[c], w, adstocked);
             let sat = &x[l.saturation_at(c)..][..ns];
             saturate_series(
                 self.saturation,
                 &adstocked,
                 sat,
-                &mut values,
+                values,
                 &mut ds_da[c * n..(c + 1) * n],
                 &mut ds_dp[c * ns * n..(c + 1) * ns * n],
             );
-            mu.iter_mut().zip(&values).for_each(|(m, v)| *m += v);
+            mu.iter_mut().zip(values.iter()).for_each(|(m, v)| *m += v);
         }
         let sigma = x[l.sigma_at()];
         let inv_var = 1.0 / (sigma * sigma);
-        let mut g = vec![0.0; n]; // d lp / d mu_t, first the residuals
         for t in 0..n {
             g[t] = self.target[t] - mu[t];
         }
         let sum_sq = dot(&g, &g);
         g.iter_mut().for_each(|r| *r *= inv_var);
         lp += -0.5 * sum_sq * inv_var - n as f64 * sigma.ln();
-        let mut gx = vec![0.0; l.dim()]; // gradient of the likelihood in the values x
         gx[Layout::INTERCEPT] = sum(&g);
         for (k, column) in self.controls.iter().enumerate() {
             gx[l.controls_at() + k] = dot(&g, column);
@@ -245,7 +262,6 @@ impl Density {
         for (k, column) in self.fourier.iter().enumerate() {
             gx[l.fourier_at() + k] = dot(&g, column);
         }
-        let mut crossed = vec![0.0; l_max];
         for c in 0..l.channels {
             // d lp / d adstocked_t, reused by every adstock parameter.
             for t in 0..n {
@@ -260,7 +276,7 @@ impl Density {
             }
             for j in 0..na {
                 let dwj = &dw[(c * na + j) * l_max..][..lags];
-                gx[l.adstock_at(c) + j] = dwj.iter().zip(&crossed).map(|(a, b)| a * b).sum();
+                gx[l.adstock_at(c) + j] = dwj.iter().zip(crossed.iter()).map(|(a, b)| a * b).sum();
             }
             for j in 0..ns {
                 gx[l.saturation_at(c) + j] = dot(&g, &ds_dp[(c * ns + j) * n..][..n]);
