@@ -239,7 +239,7 @@ impl Density {
             let sat = &x[l.saturation_at(c)..][..ns];
             saturate_series(
                 self.saturation,
-                &adstocked,
+                adstocked,
                 sat,
                 values,
                 &mut ds_da[c * n..(c + 1) * n],
@@ -252,15 +252,15 @@ impl Density {
         for t in 0..n {
             g[t] = self.target[t] - mu[t];
         }
-        let sum_sq = dot(&g, &g);
+        let sum_sq = dot(g, g);
         g.iter_mut().for_each(|r| *r *= inv_var);
         lp += -0.5 * sum_sq * inv_var - n as f64 * sigma.ln();
-        gx[Layout::INTERCEPT] = sum(&g);
+        gx[Layout::INTERCEPT] = sum(g);
         for (k, column) in self.controls.iter().enumerate() {
-            gx[l.controls_at() + k] = dot(&g, column);
+            gx[l.controls_at() + k] = dot(g, column);
         }
         for (k, column) in self.fourier.iter().enumerate() {
-            gx[l.fourier_at() + k] = dot(&g, column);
+            gx[l.fourier_at() + k] = dot(g, column);
         }
         for c in 0..l.channels {
             // d lp / d adstocked_t, reused by every adstock parameter.
@@ -279,7 +279,7 @@ impl Density {
                 gx[l.adstock_at(c) + j] = dwj.iter().zip(crossed.iter()).map(|(a, b)| a * b).sum();
             }
             for j in 0..ns {
-                gx[l.saturation_at(c) + j] = dot(&g, &ds_dp[(c * ns + j) * n..][..n]);
+                gx[l.saturation_at(c) + j] = dot(g, &ds_dp[(c * ns + j) * n..][..n]);
             }
         }
         // d/d(log sigma) of the likelihood: Σ (r²/σ² − 1); the values chain below
