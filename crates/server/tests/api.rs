@@ -960,6 +960,13 @@ mod measure_routes {
             .await;
         assert_json_error(s, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
         assert!(body.to_string().contains("radio"), "{body}");
+        let mut huge = tiny_mmm();
+        huge["chains"] = json!(8);
+        huge["draws"] = json!(20_000);
+        let (s, body) = h
+            .call(Method::POST, "/api/mmm/fit", Some(&k), Some(huge))
+            .await;
+        assert_json_error(s, &body, StatusCode::UNPROCESSABLE_ENTITY, "invalid_body");
         let mut typo = tiny_mmm();
         typo["chainz"] = json!(3);
         let (s, _) = h

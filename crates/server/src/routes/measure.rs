@@ -22,6 +22,8 @@ use serde_json::{json, Value};
 
 /// Most rows a request may carry into a model fit.
 const MAX_ROWS: usize = 200_000;
+/// Most sampler steps (chains × (tune + draws)) one MMM request may ask for.
+const MAX_SAMPLER_STEPS: u64 = 100_000;
 
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
@@ -112,6 +114,13 @@ fn mmm_inputs(
     let data = body.args.data(&table).map_err(ApiError::Unprocessable)?;
     let spec = body.args.spec().map_err(ApiError::Unprocessable)?;
     let mut sampler = body.args.sampler().map_err(ApiError::Unprocessable)?;
+    // A fit cannot be cancelled once it runs on the blocking pool: bound its work.
+    let steps = sampler.chains as u64 * (sampler.tune + sampler.draws);
+    if steps > MAX_SAMPLER_STEPS {
+        return Err(ApiError::Unprocessable(format!(
+            "chains × (tune + draws) = {steps}; at most {MAX_SAMPLER_STEPS} per request (use the CLI for more)"
+        )));
+    }
     // The server shares its cores: at most 2 sampler threads per request.
     sampler.threads = sampler.threads.min(2);
     Ok((spec, data, sampler))
