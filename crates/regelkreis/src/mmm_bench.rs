@@ -10,7 +10,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use regelkreis_measure::mcmc::SamplerOptions;
 use regelkreis_measure::mmm::simulate::simulate;
-use regelkreis_measure::mmm::{fit, Interval, MmmData, MmmFit, MmmSpec, Prior};
+use regelkreis_measure::mmm::{fit, MmmData, MmmFit, MmmSpec, Prior};
 use regelkreis_measure::rng::Rng;
 use regelkreis_server::measure_api::MmmArgs;
 
@@ -263,8 +263,8 @@ fn sbc(example: &MmmData, sets: usize, options: SamplerOptions) -> anyhow::Resul
         }
         for (c, summary) in fitted.channel_summaries().iter().enumerate() {
             covered_contribution[c] +=
-                usize::from(covers(summary.contribution, simulated.contribution[c]));
-            covered_roas[c] += usize::from(covers(summary.roas, simulated.roas[c]));
+                usize::from(summary.contribution.covers(simulated.contribution[c]));
+            covered_roas[c] += usize::from(summary.roas.covers(simulated.roas[c]));
         }
         // Rank of the true saturation beta of the first channel among its draws.
         let name = format!("saturation_beta[{}]", template.channels[0]);
@@ -311,8 +311,4 @@ fn sbc(example: &MmmData, sets: usize, options: SamplerOptions) -> anyhow::Resul
         template.channels[0], ranks
     );
     Ok(())
-}
-
-fn covers(interval: Interval, truth: f64) -> bool {
-    interval.covers(truth)
 }
