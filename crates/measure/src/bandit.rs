@@ -300,7 +300,7 @@ impl LinearBandit {
             })),
             LinearPolicy::LinThompson { v } => argmax(self.arms.iter().map(|arm| {
                 let theta = arm.theta();
-                let l = cholesky(&arm.a_inv, arm.dim());
+                let l = crate::linalg::cholesky(&arm.a_inv, arm.dim());
                 let z: Vec<f64> = (0..arm.dim()).map(|_| rng.normal()).collect();
                 let d = arm.dim();
                 (0..d)
@@ -324,23 +324,6 @@ impl LinearBandit {
             _ => false,
         })
     }
-}
-
-/// Lower Cholesky factor of a symmetric positive semi-definite matrix (row-major);
-/// non-positive pivots are clamped to zero.
-fn cholesky(m: &[f64], d: usize) -> Vec<f64> {
-    let mut l = vec![0.0; d * d];
-    for i in 0..d {
-        for j in 0..=i {
-            let s: f64 = (0..j).map(|k| l[i * d + k] * l[j * d + k]).sum();
-            if i == j {
-                l[i * d + i] = (m[i * d + i] - s).max(0.0).sqrt();
-            } else if l[j * d + j] > 0.0 {
-                l[i * d + j] = (m[i * d + j] - s) / l[j * d + j];
-            }
-        }
-    }
-    l
 }
 
 /// Cumulative regret of a policy on Bernoulli arms with known rates, over `steps`.

@@ -15,6 +15,7 @@ pub mod assignment;
 pub mod bandit;
 pub mod drift;
 pub mod geo;
+mod linalg;
 pub mod mcmc;
 pub mod mmm;
 pub mod multiple;

@@ -239,7 +239,7 @@ fn fit_linear(x: &[Vec<f64>], y: &[f64], l2: f64, logistic: bool) -> Fitted {
                 gradient[a] -= l2 * coef[a];
             }
         }
-        let step = solve_symmetric(&hessian, &gradient, d);
+        let step = crate::linalg::solve_symmetric(&hessian, &gradient, d);
         let size: f64 = step.iter().map(|s| s.abs()).fold(0.0, f64::max);
         coef.iter_mut().zip(&step).for_each(|(c, s)| *c += s);
         if size < 1e-10 {
@@ -252,35 +252,6 @@ fn fit_linear(x: &[Vec<f64>], y: &[f64], l2: f64, logistic: bool) -> Fitted {
         coef,
         logistic,
     }
-}
-
-/// Solves `A x = b` for a symmetric positive (semi-)definite `A` by Cholesky, with a
-/// tiny ridge.
-fn solve_symmetric(a: &[f64], b: &[f64], d: usize) -> Vec<f64> {
-    let mut l = vec![0.0; d * d];
-    let ridge = 1e-12 * (0..d).map(|i| a[i * d + i]).fold(0.0, f64::max).max(1e-300);
-    for i in 0..d {
-        for j in 0..=i {
-            let mut s = a[i * d + j] + if i == j { ridge } else { 0.0 };
-            for k in 0..j {
-                s -= l[i * d + k] * l[j * d + k];
-            }
-            l[i * d + j] = if i == j {
-                s.max(1e-300).sqrt()
-            } else {
-                s / l[j * d + j]
-            };
-        }
-    }
-    let mut y = vec![0.0; d];
-    for i in 0..d {
-        y[i] = (b[i] - (0..i).map(|k| l[i * d + k] * y[k]).sum::<f64>()) / l[i * d + i];
-    }
-    let mut x = vec![0.0; d];
-    for i in (0..d).rev() {
-        x[i] = (y[i] - (i + 1..d).map(|k| l[k * d + i] * x[k]).sum::<f64>()) / l[i * d + i];
-    }
-    x
 }
 
 /// A regression tree over binned features.
@@ -795,11 +766,7 @@ pub fn qini(
     score: &[f64],
     definition: Definition,
 ) -> Result<f64, UpliftError> {
-    check_scores(outcome, treated, score)?;
-    Ok(match definition {
-        Definition::CausalMl => causalml_score(outcome, treated, score, true),
-        Definition::ScikitUplift => sklift_score(outcome, treated, score, true),
-    })
+    area(outcome, treated, score, definition, true)
 }
 
 /// Area under the uplift (cumulative gain) curve of `score` under `definition`.
@@ -809,10 +776,20 @@ pub fn auuc(
     score: &[f64],
     definition: Definition,
 ) -> Result<f64, UpliftError> {
+    area(outcome, treated, score, definition, false)
+}
+
+fn area(
+    outcome: &[f64],
+    treated: &[bool],
+    score: &[f64],
+    definition: Definition,
+    qini: bool,
+) -> Result<f64, UpliftError> {
     check_scores(outcome, treated, score)?;
     Ok(match definition {
-        Definition::CausalMl => causalml_score(outcome, treated, score, false),
-        Definition::ScikitUplift => sklift_score(outcome, treated, score, false),
+        Definition::CausalMl => causalml_score(outcome, treated, score, qini),
+        Definition::ScikitUplift => sklift_score(outcome, treated, score, qini),
     })
 }
 

@@ -184,8 +184,6 @@ pub fn sample<D: LogDensity>(
     let total = options.chains as u64 * (options.tune + options.draws);
     let done = AtomicU64::new(0);
     let next_chain = AtomicUsize::new(0);
-    let mut results: Vec<Option<Result<ChainResult, SampleError>>> =
-        (0..options.chains).map(|_| None).collect();
     let slots: Vec<std::sync::Mutex<Option<Result<ChainResult, SampleError>>>> = (0..options
         .chains)
         .map(|_| std::sync::Mutex::new(None))
@@ -207,9 +205,6 @@ pub fn sample<D: LogDensity>(
             });
         }
     });
-    for (result, slot) in results.iter_mut().zip(slots) {
-        *result = slot.into_inner().ok().flatten();
-    }
     let mut samples = Samples {
         dim,
         draws: Vec::with_capacity(options.chains),
@@ -217,9 +212,12 @@ pub fn sample<D: LogDensity>(
         gradient_evaluations: 0,
         step_size: 0.0,
     };
-    for result in results {
-        let chain =
-            result.ok_or_else(|| SampleError::Sampler("a chain did not finish".into()))??;
+    for slot in slots {
+        let chain = slot
+            .into_inner()
+            .ok()
+            .flatten()
+            .ok_or_else(|| SampleError::Sampler("a chain did not finish".into()))??;
         samples.draws.push(chain.draws);
         samples.divergences += chain.divergences;
         samples.gradient_evaluations += chain.gradients;
@@ -258,17 +256,6 @@ fn run_chain<D: LogDensity>(
         .mass_matrix_options
         .use_grad_based_estimate = false;
     settings.adapt_options.step_size_settings.target_accept = options.target_accept;
-    run_chain_with(settings, density, start, options, chain, advance)
-}
-
-fn run_chain_with<S: Settings, D: LogDensity>(
-    settings: S,
-    density: &D,
-    start: &(dyn Fn(&mut Rng) -> Vec<f64> + Sync),
-    options: SamplerOptions,
-    chain: usize,
-    advance: &dyn Fn(u64),
-) -> Result<ChainResult, SampleError> {
     let chain_seed = options
         .seed
         .wrapping_mul(0x9e37_79b9_7f4a_7c15)
