@@ -203,7 +203,7 @@ fn payload_tokens(s: &str) -> impl Iterator<Item = &str> {
 }
 
 fn decode_hex(t: &str) -> Option<String> {
-    if t.len() % 2 != 0 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !t.len().is_multiple_of(2) || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     hex::decode(t).ok().and_then(|b| printable(&b))

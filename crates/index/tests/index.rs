@@ -304,7 +304,7 @@ fn ivf_flat_agrees_with_exact_search_and_deletes_for_real() {
             assert!(got.iter().all(|h| h.id % 4 != 0), "deleted id returned");
             probed += recall(&truth, &got);
             all += recall(&truth, &ivf.search(&q, 10, 32, None).unwrap());
-            let even = |id: u64| id % 2 == 0;
+            let even = |id: u64| id.is_multiple_of(2);
             let ids =
                 |h: Vec<regelkreis_index::Hit>| h.into_iter().map(|x| x.id).collect::<Vec<_>>();
             assert_eq!(

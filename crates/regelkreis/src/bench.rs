@@ -56,7 +56,7 @@ fn event(tenant: &regelkreis_core::TenantId, i: usize) -> NewEvent {
             cached_tokens: 0,
             cost_micros: 1_234,
             latency_us: 1_800,
-            cache_hit: i % 3 == 0,
+            cache_hit: i.is_multiple_of(3),
             fallback_path: vec![],
             key_id: None,
             requested_model: None,

@@ -412,7 +412,7 @@ mod durability {
                         Ok(r) => assert!(r.status().is_server_error() || r.status() == 408, "unexpected {}", r.status()),
                         Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
                     }
-                    if i % 10 == 0 {
+                    if i.is_multiple_of(10) {
                         let _ = http
                             .post(format!("{url}/api/keys"))
                             .bearer_auth(&key)

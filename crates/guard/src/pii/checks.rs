@@ -30,7 +30,7 @@ pub fn luhn(d: &[u8]) -> bool {
         }
         sum += v;
     }
-    !d.is_empty() && sum % 10 == 0
+    !d.is_empty() && sum.is_multiple_of(10)
 }
 
 /// Payment card number: 13–19 digits, Luhn-valid, with a known issuer prefix.
@@ -358,7 +358,7 @@ pub fn plausible_date(day: u32, month: u32, year: u32) -> bool {
     let dim = match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => 29,
         2 => 28,
         _ => return false,
     };

@@ -149,7 +149,7 @@ impl Bert {
         shape: BertShape,
         eps: f64,
     ) -> Result<Self, EmbedError> {
-        if shape.heads == 0 || shape.hidden % shape.heads != 0 {
+        if shape.heads == 0 || !shape.hidden.is_multiple_of(shape.heads) {
             return Err(EmbedError::Model(format!(
                 "hidden size {} is not divisible by {} heads",
                 shape.hidden, shape.heads
