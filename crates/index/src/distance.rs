@@ -70,17 +70,89 @@ pub fn l2_scalar(a: &[f32], b: &[f32]) -> f32 {
     total
 }
 
-/// Scalar Σ qᵢ·cᵢ for a float query and int8 codes.
-pub fn dot_i8_scalar(q: &[f32], c: &[i8]) -> f32 {
-    q.iter().zip(c).map(|(a, b)| a * f32::from(*b)).sum()
+/// Scalar Σ qᵢ·cᵢ in integers for an i16 query and int8 codes. Exact: |qᵢcᵢ| ≤ 2¹⁵·2⁷,
+/// so up to 2⁹ terms never overflow, and [`QueryCode`] scales queries so the sum cannot.
+pub fn dot_q16_scalar(q: &[i16], c: &[i8]) -> i32 {
+    q.iter()
+        .zip(c)
+        .map(|(a, b)| i32::from(*a) * i32::from(*b))
+        .sum()
+}
+
+/// Scalar Σ aᵢ·bᵢ in integers for two int8 codes.
+pub fn dot_i8_i8_scalar(a: &[i8], b: &[i8]) -> i32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| i32::from(*x) * i32::from(*y))
+        .sum()
+}
+
+/// A query rounded to i16 for the integer kernels: `q ≈ scale · values`. With 15 bits
+/// per value the rounding is far below the int8 codes' own.
+pub(crate) struct QueryCode {
+    pub values: Vec<i16>,
+    pub scale: f32,
+}
+
+impl QueryCode {
+    pub fn new(q: &[f32]) -> Self {
+        let max_abs = q.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        // Σ|qᵢcᵢ| ≤ dim · max|q| · 127 must stay below 2³¹: scale max|q| to at most
+        // 2³¹ / (127 · dim), and never above i16's range.
+        let top = (f64::from(i32::MAX) / (127.0 * q.len().max(1) as f64))
+            .floor()
+            .min(32_767.0) as f32;
+        let scale = if max_abs > 0.0 { max_abs / top } else { 1.0 };
+        QueryCode {
+            values: q.iter().map(|x| (x / scale).round() as i16).collect(),
+            scale,
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
 pub(crate) struct Kernels {
     pub dot: fn(&[f32], &[f32]) -> f32,
     pub l2: fn(&[f32], &[f32]) -> f32,
-    pub dot_i8: fn(&[f32], &[i8]) -> f32,
+    pub dot_q16: fn(&[i16], &[i8]) -> i32,
+    pub dot_i8_i8: fn(&[i8], &[i8]) -> i32,
     pub name: &'static str,
+}
+
+#[cfg(target_arch = "x86_64")]
+fn dot_q16_avx2(q: &[i16], c: &[i8]) -> i32 {
+    #[allow(unsafe_code)]
+    // SAFETY: as for `dot_avx2` (AVX2 detected; equal lengths).
+    unsafe {
+        crate::raw::avx2::dot_q16(q, c)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn dot_i8_i8_avx2(a: &[i8], b: &[i8]) -> i32 {
+    #[allow(unsafe_code)]
+    // SAFETY: as for `dot_avx2` (AVX2 detected; equal lengths).
+    unsafe {
+        crate::raw::avx2::dot_i8_i8(a, b)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn dot_i8_i8_avx512(a: &[i8], b: &[i8]) -> i32 {
+    #[allow(unsafe_code)]
+    // SAFETY: only installed by `kernels()` after AVX-512 F/BW/VNNI were detected.
+    unsafe {
+        crate::raw::avx512::dot_i8_i8(a, b)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn dot_q16_avx512(q: &[i16], c: &[i8]) -> i32 {
+    #[allow(unsafe_code)]
+    // SAFETY: only installed by `kernels()` after AVX-512 F/BW/VNNI were detected.
+    unsafe {
+        crate::raw::avx512::dot_q16(q, c)
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -90,15 +162,6 @@ fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
     // callers pass equal-length slices (the index checks dimensions on entry).
     unsafe {
         crate::raw::avx2::dot(a, b)
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-fn dot_i8_avx2(q: &[f32], c: &[i8]) -> f32 {
-    #[allow(unsafe_code)]
-    // SAFETY: as for `dot_avx2`.
-    unsafe {
-        crate::raw::avx2::dot_i8(q, c)
     }
 }
 
@@ -117,17 +180,30 @@ pub(crate) fn kernels() -> Kernels {
     *K.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            let vnni = std::is_x86_feature_detected!("avx512f")
+                && std::is_x86_feature_detected!("avx512bw")
+                && std::is_x86_feature_detected!("avx512vnni");
             return Kernels {
                 dot: dot_avx2,
                 l2: l2_avx2,
-                dot_i8: dot_i8_avx2,
-                name: "avx2+fma",
+                dot_q16: if vnni { dot_q16_avx512 } else { dot_q16_avx2 },
+                dot_i8_i8: if vnni {
+                    dot_i8_i8_avx512
+                } else {
+                    dot_i8_i8_avx2
+                },
+                name: if vnni {
+                    "avx2+fma, avx512-vnni"
+                } else {
+                    "avx2+fma"
+                },
             };
         }
         Kernels {
             dot: dot_scalar,
             l2: l2_scalar,
-            dot_i8: dot_i8_scalar,
+            dot_q16: dot_q16_scalar,
+            dot_i8_i8: dot_i8_i8_scalar,
             name: "scalar",
         }
     })
@@ -195,9 +271,52 @@ mod tests {
             let (l1, l2) = ((k.l2)(&a, &b), l2_scalar(&a, &b));
             prop_assert!((l1 - l2).abs() <= 1e-5 * l2.max(1.0), "{l1} vs {l2}");
             let codes: Vec<i8> = b.iter().map(|x| (x * 12.0) as i8).collect();
-            let (q1, q2) = ((k.dot_i8)(&a, &codes), dot_i8_scalar(&a, &codes));
+            let q2: f32 = a.iter().zip(&codes).map(|(x, c)| x * f32::from(*c)).sum();
             let qscale = a.iter().zip(&codes).map(|(x, c)| (x * f32::from(*c)).abs()).sum::<f32>().max(1.0);
-            prop_assert!((q1 - q2).abs() <= 1e-5 * qscale, "{q1} vs {q2}");
+            let qc = QueryCode::new(&a);
+            prop_assert_eq!((k.dot_q16)(&qc.values, &codes), dot_q16_scalar(&qc.values, &codes));
+            // every kernel the CPU has, not only the one chosen
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx2") {
+                prop_assert_eq!(dot_q16_avx2(&qc.values, &codes), dot_q16_scalar(&qc.values, &codes));
+            }
+            let codes_a: Vec<i8> = a.iter().map(|x| (x * 12.7) as i8).collect();
+            prop_assert_eq!((k.dot_i8_i8)(&codes_a, &codes), dot_i8_i8_scalar(&codes_a, &codes));
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx2") {
+                prop_assert_eq!(dot_i8_i8_avx2(&codes_a, &codes), dot_i8_i8_scalar(&codes_a, &codes));
+            }
+            let approx = qc.scale * dot_q16_scalar(&qc.values, &codes) as f32;
+            prop_assert!((approx - q2).abs() <= 1e-3 * qscale, "{approx} vs {q2}");
+        }
+    }
+
+    #[test]
+    fn integer_kernels_do_not_overflow_at_the_extremes() {
+        for dim in [1usize, 384, 1536, 4096] {
+            let q: Vec<f32> = (0..dim)
+                .map(|i| if i % 3 == 0 { -1.0 } else { 1.0 })
+                .collect();
+            let qc = QueryCode::new(&q);
+            // codes with the query's sign everywhere: the largest possible sum
+            let codes: Vec<i8> = q
+                .iter()
+                .map(|&x| if x < 0.0 { -127 } else { 127 })
+                .collect();
+            let wide: i64 = qc
+                .values
+                .iter()
+                .zip(&codes)
+                .map(|(a, b)| i64::from(*a) * i64::from(*b))
+                .sum();
+            assert_eq!(i64::from((kernels().dot_q16)(&qc.values, &codes)), wide);
+            let approx = qc.scale * wide as f32;
+            assert!((approx - 127.0 * dim as f32).abs() < 1e-3 * 127.0 * dim as f32);
+            let min = vec![-128i8; dim];
+            assert_eq!(
+                i64::from((kernels().dot_i8_i8)(&min, &min)),
+                16_384 * dim as i64
+            );
         }
     }
 

@@ -1,7 +1,7 @@
 //! The crate's only `unsafe`, in two kinds:
 //!
-//! 1. SIMD distance kernels: x86-64 AVX2/FMA intrinsics, called only after
-//!    `is_x86_feature_detected!` confirmed the CPU has them (checked once, in
+//! 1. SIMD distance kernels: x86-64 AVX2/FMA and AVX-512 (VNNI) intrinsics, called only
+//!    after `is_x86_feature_detected!` confirmed the CPU has them (checked once, in
 //!    `distance::kernels`). Loads are unaligned (`loadu`), so any slice is valid input;
 //!    lengths are handled with a scalar tail. Each kernel has a scalar twin in `distance`
 //!    and a test that they agree. Prefetch is a hint that never faults.
@@ -65,30 +65,75 @@ pub(crate) mod avx2 {
         }
     }
 
-    /// Σ qᵢ·cᵢ for a float query and int8 codes (asymmetric distance).
+    /// Σ qᵢ·cᵢ in integers for an i16 query and int8 codes: 16 lanes per step,
+    /// `vpmaddwd` (pairwise i16 products summed into i32).
     ///
     /// # Safety
-    /// The CPU must support AVX2 and FMA, and `q.len() == c.len()`.
-    #[target_feature(enable = "avx2,fma")]
-    pub(crate) unsafe fn dot_i8(q: &[f32], c: &[i8]) -> f32 {
+    /// The CPU must support AVX2, and `q.len() == c.len()`.
+    #[target_feature(enable = "avx2")]
+    pub(crate) unsafe fn dot_q16(q: &[i16], c: &[i8]) -> i32 {
         let n = q.len().min(c.len());
         let (pq, pc) = (q.as_ptr(), c.as_ptr());
-        let mut acc0 = _mm256_setzero_ps();
-        let mut acc1 = _mm256_setzero_ps();
+        let mut acc0 = _mm256_setzero_si256();
+        let mut acc1 = _mm256_setzero_si256();
         let mut i = 0;
-        // SAFETY: loads of 16 codes / 2×8 floats at offset i with i + 16 <= n.
+        // SAFETY: loads of 16 codes / 16 i16 at offset i (and i + 16) below n.
         unsafe {
+            while i + 32 <= n {
+                let c0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(pc.add(i) as *const __m128i));
+                let c1 = _mm256_cvtepi8_epi16(_mm_loadu_si128(pc.add(i + 16) as *const __m128i));
+                let q0 = _mm256_loadu_si256(pq.add(i) as *const __m256i);
+                let q1 = _mm256_loadu_si256(pq.add(i + 16) as *const __m256i);
+                acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(c0, q0));
+                acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(c1, q1));
+                i += 32;
+            }
             while i + 16 <= n {
-                let codes = _mm_loadu_si128(pc.add(i) as *const __m128i);
-                let lo = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(codes));
-                let hi = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(codes, 8)));
-                acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(pq.add(i)), lo, acc0);
-                acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(pq.add(i + 8)), hi, acc1);
+                let c0 = _mm256_cvtepi8_epi16(_mm_loadu_si128(pc.add(i) as *const __m128i));
+                let q0 = _mm256_loadu_si256(pq.add(i) as *const __m256i);
+                acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(c0, q0));
                 i += 16;
             }
-            let mut total = hsum(_mm256_add_ps(acc0, acc1));
+            let s = _mm256_add_epi32(acc0, acc1);
+            let s = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+            let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+            let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
+            let mut total = _mm_cvtsi128_si32(s);
             while i < n {
-                total += *pq.add(i) * f32::from(*pc.add(i));
+                total += i32::from(*pq.add(i)) * i32::from(*pc.add(i));
+                i += 1;
+            }
+            total
+        }
+    }
+
+    /// Σ aᵢ·bᵢ in integers for two int8 codes, 16 lanes per step (`vpmaddwd`).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, and `a.len() == b.len()`.
+    #[target_feature(enable = "avx2")]
+    pub(crate) unsafe fn dot_i8_i8(a: &[i8], b: &[i8]) -> i32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let mut acc = _mm256_setzero_si256();
+        let mut i = 0;
+        // SAFETY: loads of 16 bytes at offset i with i + 16 <= n.
+        unsafe {
+            while i + 16 <= n {
+                let x = _mm256_cvtepi8_epi16(_mm_loadu_si128(pa.add(i) as *const __m128i));
+                let y = _mm256_cvtepi8_epi16(_mm_loadu_si128(pb.add(i) as *const __m128i));
+                acc = _mm256_add_epi32(acc, _mm256_madd_epi16(x, y));
+                i += 16;
+            }
+            let s = _mm_add_epi32(
+                _mm256_castsi256_si128(acc),
+                _mm256_extracti128_si256(acc, 1),
+            );
+            let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+            let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
+            let mut total = _mm_cvtsi128_si32(s);
+            while i < n {
+                total += i32::from(*pa.add(i)) * i32::from(*pb.add(i));
                 i += 1;
             }
             total
@@ -127,6 +172,81 @@ pub(crate) mod avx2 {
             while i < n {
                 let d = *pa.add(i) - *pb.add(i);
                 total += d * d;
+                i += 1;
+            }
+            total
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// Σ qᵢ·cᵢ in integers for an i16 query and int8 codes: 32 lanes per step, one
+    /// VNNI `vpdpwssd` (pairwise i16 products summed into i32) each.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F, BW and VNNI, and `q.len() == c.len()`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(crate) unsafe fn dot_q16(q: &[i16], c: &[i8]) -> i32 {
+        let n = q.len().min(c.len());
+        let (pq, pc) = (q.as_ptr(), c.as_ptr());
+        let mut acc0 = _mm512_setzero_si512();
+        let mut acc1 = _mm512_setzero_si512();
+        let mut i = 0;
+        // SAFETY: every load reads 32 codes / 32 i16 at offset i with i + 32 <= n (or
+        // i + 64 <= n in the unrolled loop); unaligned loads are allowed.
+        unsafe {
+            while i + 64 <= n {
+                let c0 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(pc.add(i) as *const __m256i));
+                let c1 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(pc.add(i + 32) as *const __m256i));
+                acc0 = _mm512_dpwssd_epi32(acc0, c0, _mm512_loadu_si512(pq.add(i) as *const _));
+                acc1 =
+                    _mm512_dpwssd_epi32(acc1, c1, _mm512_loadu_si512(pq.add(i + 32) as *const _));
+                i += 64;
+            }
+            while i + 32 <= n {
+                let c0 = _mm512_cvtepi8_epi16(_mm256_loadu_si256(pc.add(i) as *const __m256i));
+                acc0 = _mm512_dpwssd_epi32(acc0, c0, _mm512_loadu_si512(pq.add(i) as *const _));
+                i += 32;
+            }
+            let mut total = _mm512_reduce_add_epi32(_mm512_add_epi32(acc0, acc1));
+            while i < n {
+                total += i32::from(*pq.add(i)) * i32::from(*pc.add(i));
+                i += 1;
+            }
+            total
+        }
+    }
+
+    /// Σ aᵢ·bᵢ in integers for two int8 codes: 64 lanes per step with VNNI `vpdpbusd`,
+    /// which multiplies unsigned by signed bytes, so `a` is shifted to `a + 128` (a flip
+    /// of its sign bit) and `128 · Σ bᵢ`, summed alongside, is taken off at the end.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F, BW and VNNI, and `a.len() == b.len()`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(crate) unsafe fn dot_i8_i8(a: &[i8], b: &[i8]) -> i32 {
+        let n = a.len().min(b.len());
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        let flip = _mm512_set1_epi8(-128);
+        let ones = _mm512_set1_epi8(1);
+        let mut acc = _mm512_setzero_si512();
+        let mut sum_b = _mm512_setzero_si512();
+        let mut i = 0;
+        // SAFETY: loads of 64 bytes at offset i with i + 64 <= n.
+        unsafe {
+            while i + 64 <= n {
+                let x = _mm512_xor_si512(_mm512_loadu_si512(pa.add(i) as *const _), flip);
+                let y = _mm512_loadu_si512(pb.add(i) as *const _);
+                acc = _mm512_dpbusd_epi32(acc, x, y);
+                sum_b = _mm512_dpbusd_epi32(sum_b, ones, y);
+                i += 64;
+            }
+            let mut total = _mm512_reduce_add_epi32(acc) - 128 * _mm512_reduce_add_epi32(sum_b);
+            while i < n {
+                total += i32::from(*pa.add(i)) * i32::from(*pb.add(i));
                 i += 1;
             }
             total
