@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 const MAGIC: &[u8; 8] = b"RKINDEX\0";
 /// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 const HEADER: usize = 8 + 4 + 4 + 8;
 
 fn io(e: std::io::Error) -> IndexError {

@@ -78,6 +78,61 @@ fn filtered_search_keeps_recall_at_every_selectivity() {
 }
 
 #[test]
+fn filtered_walks_keep_recall_at_every_selectivity() {
+    // exact search switched off, so every filtered search walks the graph: one hop with a
+    // breadth scaled to the share matching (≥ 5 %), two hops below
+    let (n, dim) = (6_000, 16);
+    let mut rng = Rng(11);
+    let data: Vec<Vec<f32>> = (0..n).map(|_| rng.vector(dim)).collect();
+    let mut flat = FlatIndex::new(Metric::L2, dim);
+    for (id, v) in data.iter().enumerate() {
+        flat.upsert(id as u64, v).unwrap();
+    }
+    for int8 in [false, true] {
+        let params = HnswParams {
+            exact_below: 0.0,
+            exact_max_matches: 0,
+            int8,
+            ..HnswParams::default()
+        };
+        let mut hnsw = HnswIndex::new(Metric::L2, dim, params);
+        let items: Vec<(u64, &[f32])> = data
+            .iter()
+            .enumerate()
+            .map(|(id, v)| (id as u64, v.as_slice()))
+            .collect();
+        hnsw.upsert_batch(&items, 2).unwrap();
+        for modulus in [2u64, 4, 10, 30, 50] {
+            let filter = move |id: u64| id % modulus == 1;
+            let list: Vec<u64> = (0..n as u64).filter(|&id| filter(id)).collect();
+            let mut rng = Rng(17 + modulus);
+            let (mut by_predicate, mut by_list) = (0.0, 0.0);
+            for _ in 0..40 {
+                let q = rng.vector(dim);
+                let truth = flat.search(&q, 10, 0, Some(&filter)).unwrap();
+                let got = hnsw.search(&q, 10, 64, Some(&filter)).unwrap();
+                let among = hnsw.search_among(&q, 10, 64, &list).unwrap();
+                for (form, hits) in [("predicate", &got), ("id list", &among)] {
+                    assert!(hits.iter().all(|h| filter(h.id)), "only matching ids");
+                    assert_eq!(
+                        hits.len(),
+                        10,
+                        "no empty pages ({form}, int8={int8}, 1/{modulus})"
+                    );
+                }
+                by_predicate += recall(&truth, &got);
+                by_list += recall(&truth, &among);
+            }
+            let (p, l) = (by_predicate / 40.0, by_list / 40.0);
+            assert!(
+                p >= 0.95 && l >= 0.95,
+                "int8={int8} 1/{modulus}: recall {p} / {l}"
+            );
+        }
+    }
+}
+
+#[test]
 fn search_among_known_ids_keeps_recall_and_skips_unknown_and_deleted_ids() {
     // 30,000 nodes, so both the exact path (few ids) and the walk (many) run.
     for int8 in [false, true] {

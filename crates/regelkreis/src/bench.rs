@@ -872,7 +872,7 @@ pub fn ann(args: &AnnBenchArgs) -> anyhow::Result<()> {
         )
     );
     if !filtered.is_empty() {
-        println!("\nfiltered search (int8 HNSW, ef=64). predicate: exact below 2 % sampled selectivity or 12,000 expected matches (a scan of all ids, then int8 codes read ahead), else the walk (two-hop below 15 %); id list: exact over the listed ids below 12,000 of them, else the walk with a bitset:");
+        println!("\nfiltered search (int8 HNSW, ef=64). predicate: exact below 2 % sampled selectivity or 12,000 expected matches (a scan of all ids, then int8 codes read ahead), else the walk (two hops below 5 %; above, one hop keeping ef x selectivity x 1.5 matching nodes, at least k); id list: the ids become a bitset of slots, then exact over them below 12,000, else the same walk:");
         let rows: Vec<[String; 6]> = filtered
             .iter()
             .map(|f| {
