@@ -1159,7 +1159,6 @@ impl HnswIndex {
         k: &Kernels,
         q: &[f32],
         top_k: usize,
-        ef: usize,
         filter: &dyn Fn(u64) -> bool,
     ) -> Vec<Cand> {
         let slots: Vec<u32> = self
@@ -1169,7 +1168,7 @@ impl HnswIndex {
             .filter(|&(slot, &id)| !self.deleted[slot] && filter(id))
             .map(|(slot, _)| slot as u32)
             .collect();
-        self.exact_among(k, q, top_k, ef, &slots)
+        self.exact_among(k, q, top_k, &slots)
     }
 }
 
@@ -1219,7 +1218,7 @@ impl VectorIndex for HnswIndex {
         let found = match filter {
             // Exact search when few vectors match: by share, or by count (scanning a few
             // thousand vectors costs less than a filtered walk).
-            Some(f) if self.exact_is_cheaper(selectivity) => self.exact(&kern, &q, k, ef, f),
+            Some(f) if self.exact_is_cheaper(selectivity) => self.exact(&kern, &q, k, f),
             _ => {
                 let accept = |node: u32| {
                     !self.deleted[node as usize]
@@ -1229,7 +1228,7 @@ impl VectorIndex for HnswIndex {
                 match filter {
                     // The walk stayed in a neighbourhood with too few matching nodes (a
                     // sparse graph, few matches): never return a short page for that.
-                    Some(f) if found.len() < k => self.exact(&kern, &q, k, ef, f),
+                    Some(f) if found.len() < k => self.exact(&kern, &q, k, f),
                     _ => found,
                 }
             }
@@ -1261,7 +1260,7 @@ impl VectorIndex for HnswIndex {
                     bits &= bits - 1;
                 }
             }
-            self.exact_among(&kern, &q, k, ef, &slots)
+            self.exact_among(&kern, &q, k, &slots)
         };
         let found = if self.exact_is_cheaper(selectivity) {
             exact()
@@ -1317,14 +1316,7 @@ impl HnswIndex {
     }
 
     /// Exact search over known slots: on int8 codes (then re-scored) for an int8 index.
-    fn exact_among(
-        &self,
-        k: &Kernels,
-        q: &[f32],
-        top_k: usize,
-        ef: usize,
-        slots: &[u32],
-    ) -> Vec<Cand> {
+    fn exact_among(&self, k: &Kernels, q: &[f32], top_k: usize, slots: &[u32]) -> Vec<Cand> {
         // The slots are scattered: load a few ahead so the scan is bound by bandwidth,
         // not by one memory latency per vector.
         const AHEAD: usize = 8;
@@ -1345,13 +1337,15 @@ impl HnswIndex {
         let q_norm = crate::distance::dot_scalar(q, q);
         let qc = QueryCode::new(q);
         let lines = self.dim.div_ceil(64).min(8);
-        let mut top = TopK::new(ef.max(top_k));
+        // only the best `RESCORE_PER_HIT · k` by code distance are re-scored
+        let mut top = TopK::new(RESCORE_PER_HIT * top_k.max(1));
         for (i, &s) in slots.iter().enumerate() {
             if let Some(&next) = slots.get(i + AHEAD) {
                 crate::raw::prefetch(
                     self.codes.as_ptr().wrapping_add(next as usize * self.dim),
                     lines,
                 );
+                crate::raw::prefetch(self.code_scale.as_ptr().wrapping_add(next as usize), 1);
             }
             top.push(Cand {
                 dist: self.code_dist(k, &qc, q_norm, s),

@@ -80,6 +80,20 @@ pub trait VectorIndex: Send + Sync {
         ef: usize,
         filter: Option<&dyn Fn(u64) -> bool>,
     ) -> Result<Vec<Hit>, IndexError>;
+    /// The `k` nearest live vectors to each of several queries (unfiltered), closest
+    /// first, answered on up to `threads` threads. Exact search overrides it to answer a
+    /// block of queries per pass over the vectors.
+    fn search_batch(
+        &self,
+        queries: &[&[f32]],
+        k: usize,
+        ef: usize,
+        threads: usize,
+    ) -> Result<Vec<Vec<Hit>>, IndexError> {
+        on_threads(queries, threads, |part| {
+            part.iter().map(|q| self.search(q, k, ef, None)).collect()
+        })
+    }
     /// The `k` nearest live vectors among `ids` — a filter whose matches are already
     /// known, as a metadata index gives them — closest first. Costs grow with the number
     /// of ids, not with the size of the index, where the engine supports it; ids not in
@@ -94,4 +108,33 @@ pub trait VectorIndex: Send + Sync {
         let set: std::collections::HashSet<u64> = ids.iter().copied().collect();
         self.search(query, k, ef, Some(&|id| set.contains(&id)))
     }
+}
+
+/// Splits `items` into up to `threads` contiguous parts, runs `work` on each part on its
+/// own thread, and joins the answers in order.
+pub(crate) fn on_threads<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    work: impl Fn(&[T]) -> Result<Vec<R>, IndexError> + Sync,
+) -> Result<Vec<R>, IndexError> {
+    let threads = threads.clamp(1, items.len().max(1));
+    if threads == 1 {
+        return work(items);
+    }
+    let per = items.len().div_ceil(threads);
+    let work = &work;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks(per)
+            .map(|part| s.spawn(move || work(part)))
+            .collect();
+        let mut out = Vec::with_capacity(items.len());
+        for h in handles {
+            let part = h
+                .join()
+                .map_err(|_| IndexError::Io("a search thread failed".into()))??;
+            out.extend(part);
+        }
+        Ok(out)
+    })
 }

@@ -133,6 +133,30 @@ fn filtered_walks_keep_recall_at_every_selectivity() {
 }
 
 #[test]
+fn batched_queries_are_answered_as_single_ones() {
+    let (flat, hnsw, _) = build(Metric::Cosine, 2_000, 24, 21);
+    let mut rng = Rng(4);
+    // 37 queries: several blocks of the exact search's batch and a partial one
+    let queries: Vec<Vec<f32>> = (0..37).map(|_| rng.vector(24)).collect();
+    let refs: Vec<&[f32]> = queries.iter().map(|q| q.as_slice()).collect();
+    for index in [&flat as &dyn VectorIndex, &hnsw] {
+        for threads in [1, 3] {
+            let batch = index.search_batch(&refs, 10, 64, threads).unwrap();
+            assert_eq!(batch.len(), queries.len());
+            for (q, got) in queries.iter().zip(&batch) {
+                assert_eq!(got, &index.search(q, 10, 64, None).unwrap());
+            }
+        }
+    }
+    // a bad query fails the batch; it is not skipped
+    let short = [1.0f32; 3];
+    let bad = [refs[0], &short[..]];
+    for index in [&flat as &dyn VectorIndex, &hnsw] {
+        assert!(index.search_batch(&bad, 10, 64, 2).is_err());
+    }
+}
+
+#[test]
 fn search_among_known_ids_keeps_recall_and_skips_unknown_and_deleted_ids() {
     // 30,000 nodes, so both the exact path (few ids) and the walk (many) run.
     for int8 in [false, true] {
