@@ -93,15 +93,12 @@ impl SlotTable {
         }
     }
 
-    /// Sets the bit of every listed id's slot in `bits` (one bit per slot); returns how
-    /// many distinct slots were set. Ids not in the table are skipped.
+    /// Sets the bit of every listed id's slot in `bits` (one bit per slot, all clear on
+    /// entry); returns how many bits are set. Ids not in the table are skipped.
     pub fn mark(&self, list: &[u64], ids: &[u64], bits: &mut [u64]) -> usize {
-        let mut set = 0usize;
         let mut mark = |s: u32| {
             if let Some(word) = bits.get_mut(s as usize / 64) {
-                let bit = 1u64 << (s % 64);
-                set += usize::from(*word & bit == 0);
-                *word |= bit;
+                *word |= 1u64 << (s % 64);
             }
         };
         match &self.dense {
@@ -122,7 +119,8 @@ impl SlotTable {
                 }
             }
         }
-        set
+        // counted afterwards: no read-compare per id, and duplicates fold by themselves
+        bits.iter().map(|w| w.count_ones() as usize).sum()
     }
 
     /// Forgets `id`, returning its slot.
