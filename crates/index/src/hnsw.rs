@@ -442,7 +442,7 @@ impl HnswIndex {
         };
         let lines = bytes.div_ceil(64).min(8);
         // an int8 distance also reads the node's scale, kept apart from the codes
-        let scales = self.code_scale.as_ptr();
+        let scales = on_codes.then(|| self.code_scale.as_ptr());
         let (links_base, stride) = (self.layer0.as_ptr() as *const u8, (self.m0 + 1) * 4);
         let mut nbs = Links {
             buf: [0; 2 * MAX_M],
@@ -487,10 +487,8 @@ impl HnswIndex {
                     }
                 }
             }
-            // In a filtered walk, at most as many matching nodes per expansion as an
-            // unfiltered walk would score (ACORN's pruned two-hop list).
-            // The nodes to score, gathered first so the codes of those found two hops
-            // away are loading while the rest are gathered.
+            // The nodes to score, gathered first: in a two-hop walk the codes of those
+            // found two hops away load while the rest are gathered.
             batch.len = 0;
             if two_hop {
                 // Filtered walk (ACORN-1 with a budget): score the neighbours that pass;
@@ -546,14 +544,18 @@ impl HnswIndex {
             if !two_hop {
                 for &nb in batch.iter().take(PREFETCH_AHEAD) {
                     crate::raw::prefetch(base.wrapping_add(nb as usize * bytes), lines);
-                    crate::raw::prefetch(scales.wrapping_add(nb as usize), 1);
+                    if let Some(scales) = scales {
+                        crate::raw::prefetch(scales.wrapping_add(nb as usize), 1);
+                    }
                 }
             }
             for (i, &nb) in batch.iter().enumerate() {
                 if !two_hop {
                     if let Some(&next) = batch.get(i + PREFETCH_AHEAD) {
                         crate::raw::prefetch(base.wrapping_add(next as usize * bytes), lines);
-                        crate::raw::prefetch(scales.wrapping_add(next as usize), 1);
+                        if let Some(scales) = scales {
+                            crate::raw::prefetch(scales.wrapping_add(next as usize), 1);
+                        }
                     }
                 }
                 let d = dist(nb);
@@ -646,45 +648,39 @@ impl HnswIndex {
         let Some(entry) = top.entry else {
             return;
         };
-        let exact = |n: u32| distance(&k, self.metric, self.vector(n), q);
+        // An int8 index walks on the codes (a quarter of the memory traffic) and chooses
+        // links on code distances too (`pair_dist`): its build never reads f32 vectors.
+        let int8 = self.params.int8;
+        let q_norm = crate::distance::dot_scalar(q, q);
+        let qc = QueryCode::new(q);
+        let dist = |n: u32| {
+            if int8 {
+                self.code_dist(&k, &qc, q_norm, n)
+            } else {
+                distance(&k, self.metric, self.vector(n), q)
+            }
+        };
         let mut ep = Cand {
-            dist: exact(entry),
+            dist: dist(entry),
             node: entry,
         };
         for lc in (level + 1..=top.max_level).rev() {
-            ep = self.greedy(&exact, ep, lc);
+            ep = self.greedy(&dist, ep, lc);
         }
         let mut eps = vec![ep];
         let mut visited = self.take_visited();
-        let q_norm = crate::distance::dot_scalar(q, q);
-        let qc = QueryCode::new(q);
         for lc in (0..=level.min(top.max_level)).rev() {
             visited.reset(self.ids.len());
-            let found = if self.params.int8 {
-                // Walk on the codes (a quarter of the memory traffic); links are chosen
-                // on code distances too (`pair_dist`).
-                self.search_layer(
-                    &|n: u32| self.code_dist(&k, &qc, q_norm, n),
-                    true,
-                    false,
-                    &eps,
-                    self.params.ef_construction,
-                    lc,
-                    &mut visited,
-                    &|_| true,
-                )
-            } else {
-                self.search_layer(
-                    &exact,
-                    false,
-                    false,
-                    &eps,
-                    self.params.ef_construction,
-                    lc,
-                    &mut visited,
-                    &|_| true,
-                )
-            };
+            let found = self.search_layer(
+                &dist,
+                int8,
+                false,
+                &eps,
+                self.params.ef_construction,
+                lc,
+                &mut visited,
+                &|_| true,
+            );
             let max = if lc == 0 { self.m0 } else { self.params.m };
             let chosen = self.select(&k, &found, self.params.m);
             {
