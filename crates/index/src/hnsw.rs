@@ -442,7 +442,7 @@ impl HnswIndex {
         };
         let lines = bytes.div_ceil(64).min(8);
         // an int8 distance also reads the node's scale, kept apart from the codes
-        let scales = on_codes.then(|| self.code_scale.as_ptr());
+        let scales = on_codes.then_some(self.code_scale.as_ptr());
         let (links_base, stride) = (self.layer0.as_ptr() as *const u8, (self.m0 + 1) * 4);
         let mut nbs = Links {
             buf: [0; 2 * MAX_M],
