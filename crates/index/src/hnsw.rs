@@ -130,6 +130,15 @@ struct Links {
     len: usize,
 }
 
+impl Links {
+    fn empty() -> Self {
+        Links {
+            buf: [0; 2 * MAX_M],
+            len: 0,
+        }
+    }
+}
+
 impl std::ops::Deref for Links {
     type Target = [u32];
     fn deref(&self) -> &[u32] {
@@ -295,10 +304,7 @@ impl HnswIndex {
     /// A node's links on a layer, copied out (layer 0 without locking).
     #[inline]
     fn neighbors(&self, node: u32, level: usize) -> Links {
-        let mut out = Links {
-            buf: [0; 2 * MAX_M],
-            len: 0,
-        };
+        let mut out = Links::empty();
         self.neighbors_into(node, level, &mut out);
         out
     }
@@ -444,22 +450,10 @@ impl HnswIndex {
         // an int8 distance also reads the node's scale, kept apart from the codes
         let scales = on_codes.then_some(self.code_scale.as_ptr());
         let (links_base, stride) = (self.layer0.as_ptr() as *const u8, (self.m0 + 1) * 4);
-        let mut nbs = Links {
-            buf: [0; 2 * MAX_M],
-            len: 0,
-        };
-        let mut hop = Links {
-            buf: [0; 2 * MAX_M],
-            len: 0,
-        };
-        let mut batch = Links {
-            buf: [0; 2 * MAX_M],
-            len: 0,
-        };
-        let mut failing = Links {
-            buf: [0; 2 * MAX_M],
-            len: 0,
-        };
+        let mut nbs = Links::empty();
+        let mut hop = Links::empty();
+        let mut batch = Links::empty();
+        let mut failing = Links::empty();
         while let Some(Reverse(c)) = candidates.pop() {
             if c.dist > results.bound() {
                 break;

@@ -28,6 +28,16 @@ pub(crate) mod avx2 {
         }
     }
 
+    /// The sum of eight i32 lanes.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn hsum_epi32(v: __m256i) -> i32 {
+        let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
+        let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
+        _mm_cvtsi128_si32(s)
+    }
+
     /// Σ aᵢbᵢ.
     ///
     /// # Safety
@@ -94,11 +104,7 @@ pub(crate) mod avx2 {
                 acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(c0, q0));
                 i += 16;
             }
-            let s = _mm256_add_epi32(acc0, acc1);
-            let s = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-            let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
-            let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
-            let mut total = _mm_cvtsi128_si32(s);
+            let mut total = hsum_epi32(_mm256_add_epi32(acc0, acc1));
             while i < n {
                 total += i32::from(*pq.add(i)) * i32::from(*pc.add(i));
                 i += 1;
@@ -125,13 +131,7 @@ pub(crate) mod avx2 {
                 acc = _mm256_add_epi32(acc, _mm256_madd_epi16(x, y));
                 i += 16;
             }
-            let s = _mm_add_epi32(
-                _mm256_castsi256_si128(acc),
-                _mm256_extracti128_si256(acc, 1),
-            );
-            let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b01_00_11_10));
-            let s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0b10_11_00_01));
-            let mut total = _mm_cvtsi128_si32(s);
+            let mut total = hsum_epi32(acc);
             while i < n {
                 total += i32::from(*pa.add(i)) * i32::from(*pb.add(i));
                 i += 1;
