@@ -119,67 +119,13 @@ pub(crate) struct Kernels {
     pub name: &'static str,
 }
 
-#[cfg(target_arch = "x86_64")]
-fn dot_q16_avx2(q: &[i16], c: &[i8]) -> i32 {
-    #[allow(unsafe_code)]
-    // SAFETY: as for `dot_avx2` (AVX2 detected; equal lengths).
-    unsafe {
-        crate::raw::avx2::dot_q16(q, c)
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-fn dot_i8_i8_avx2(a: &[i8], b: &[i8]) -> i32 {
-    #[allow(unsafe_code)]
-    // SAFETY: as for `dot_avx2` (AVX2 detected; equal lengths).
-    unsafe {
-        crate::raw::avx2::dot_i8_i8(a, b)
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-fn dot_i8_i8_avx512(a: &[i8], b: &[i8]) -> i32 {
-    #[allow(unsafe_code)]
-    // SAFETY: only installed by `kernels()` after AVX-512 F/BW/VNNI were detected.
-    unsafe {
-        crate::raw::avx512::dot_i8_i8(a, b)
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-fn dot_q16_avx512(q: &[i16], c: &[i8]) -> i32 {
-    #[allow(unsafe_code)]
-    // SAFETY: only installed by `kernels()` after AVX-512 F/BW/VNNI were detected.
-    unsafe {
-        crate::raw::avx512::dot_q16(q, c)
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
-    #[allow(unsafe_code)]
-    // SAFETY: only installed by `kernels()` after AVX2 and FMA were detected; the
-    // callers pass equal-length slices (the index checks dimensions on entry).
-    unsafe {
-        crate::raw::avx2::dot(a, b)
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-fn l2_avx2(a: &[f32], b: &[f32]) -> f32 {
-    #[allow(unsafe_code)]
-    // SAFETY: as for `dot_avx2`.
-    unsafe {
-        crate::raw::avx2::l2(a, b)
-    }
-}
-
 /// The fastest kernels this CPU supports, detected once.
 pub(crate) fn kernels() -> Kernels {
     static K: OnceLock<Kernels> = OnceLock::new();
     *K.get_or_init(|| {
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            use crate::raw::checked::*;
             let vnni = std::is_x86_feature_detected!("avx512f")
                 && std::is_x86_feature_detected!("avx512bw")
                 && std::is_x86_feature_detected!("avx512vnni");
@@ -278,13 +224,13 @@ mod tests {
             // every kernel the CPU has, not only the one chosen
             #[cfg(target_arch = "x86_64")]
             if std::is_x86_feature_detected!("avx2") {
-                prop_assert_eq!(dot_q16_avx2(&qc.values, &codes), dot_q16_scalar(&qc.values, &codes));
+                prop_assert_eq!(crate::raw::checked::dot_q16_avx2(&qc.values, &codes), dot_q16_scalar(&qc.values, &codes));
             }
             let codes_a: Vec<i8> = a.iter().map(|x| (x * 12.7) as i8).collect();
             prop_assert_eq!((k.dot_i8_i8)(&codes_a, &codes), dot_i8_i8_scalar(&codes_a, &codes));
             #[cfg(target_arch = "x86_64")]
             if std::is_x86_feature_detected!("avx2") {
-                prop_assert_eq!(dot_i8_i8_avx2(&codes_a, &codes), dot_i8_i8_scalar(&codes_a, &codes));
+                prop_assert_eq!(crate::raw::checked::dot_i8_i8_avx2(&codes_a, &codes), dot_i8_i8_scalar(&codes_a, &codes));
             }
             let approx = qc.scale * dot_q16_scalar(&qc.values, &codes) as f32;
             prop_assert!((approx - q2).abs() <= 1e-3 * qscale, "{approx} vs {q2}");

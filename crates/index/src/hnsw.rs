@@ -645,14 +645,10 @@ impl HnswIndex {
         // An int8 index walks on the codes (a quarter of the memory traffic) and chooses
         // links on code distances too (`pair_dist`): its build never reads f32 vectors.
         let int8 = self.params.int8;
-        let q_norm = crate::distance::dot_scalar(q, q);
-        let qc = QueryCode::new(q);
-        let dist = |n: u32| {
-            if int8 {
-                self.code_dist(&k, &qc, q_norm, n)
-            } else {
-                distance(&k, self.metric, self.vector(n), q)
-            }
+        let coded = int8.then(|| (QueryCode::new(q), crate::distance::dot_scalar(q, q)));
+        let dist = |n: u32| match &coded {
+            Some((qc, q_norm)) => self.code_dist(&k, qc, *q_norm, n),
+            None => distance(&k, self.metric, self.vector(n), q),
         };
         let mut ep = Cand {
             dist: dist(entry),
@@ -1211,8 +1207,8 @@ impl VectorIndex for HnswIndex {
         };
         let selectivity = filter.map_or(1.0, |f| self.estimate_selectivity(f));
         let found = match filter {
-            // Exact search when few vectors match: by share, or by count (scanning a few
-            // thousand vectors costs less than a filtered walk).
+            // Exact search when few vectors match: by share, or when scanning the
+            // matches costs less than a filtered walk (`exact_is_cheaper`).
             Some(f) if self.exact_is_cheaper(selectivity, k, ef) => self.exact(&kern, &q, k, f),
             _ => {
                 let accept = |node: u32| {
@@ -1400,10 +1396,10 @@ impl HnswIndex {
         // With few vectors matching, walk the matching nodes two hops at a time instead
         // of computing distances for the others.
         let two_hop = selectivity < TWO_HOP_BELOW;
-        // A one-hop filtered walk holds `ef` matching nodes only as far out as an
+        // A one-hop filtered walk holding `ef` matching nodes reaches as far as an
         // unfiltered walk holding ef / selectivity: keep its breadth in the whole graph
-        // near the unfiltered walk's instead (recall stays above the unfiltered walk's,
-        // since the matching nodes are fewer).
+        // near the unfiltered walk's instead (its recall stays near the unfiltered
+        // walk's: 0.996–0.999 vs 0.999 at 200,000 vectors, 0.945 vs 0.956 at 1,000,000).
         let ef = if two_hop || selectivity >= 1.0 {
             ef
         } else {

@@ -3,7 +3,7 @@
 //! that returns empty pages) and deletes by tombstone.
 //!
 //! **Invariant:** this crate is pure: vectors and predicates in, ids and distances out.
-//! **Invariant:** the only `unsafe` is in `simd`, and every kernel there is tested against
+//! **Invariant:** the only `unsafe` is in `raw`, and every kernel there is tested against
 //! its scalar twin.
 
 pub mod distance;

@@ -2,7 +2,8 @@
 //!
 //! 1. SIMD distance kernels: x86-64 AVX2/FMA and AVX-512 (VNNI) intrinsics, called only
 //!    after `is_x86_feature_detected!` confirmed the CPU has them (checked once, in
-//!    `distance::kernels`). Loads are unaligned (`loadu`), so any slice is valid input;
+//!    `distance::kernels`, which installs their safe entry points from `checked`). Loads
+//!    are unaligned (`loadu`), so any slice is valid input;
 //!    lengths are handled with a scalar tail. Each kernel has a scalar twin in `distance`
 //!    and a test that they agree. Prefetch is a hint that never faults.
 //! 2. Memory-mapping an index file (`map_file`). A mapping is undefined behaviour if
@@ -251,6 +252,31 @@ pub(crate) mod avx512 {
             }
             total
         }
+    }
+}
+
+/// Safe entry points to the kernels above, for `distance::kernels()` to install. Each is
+/// sound only on a CPU with its kernel's features; `kernels()` installs one only after
+/// `is_x86_feature_detected!` confirmed them (tests call the AVX2 ones under the same
+/// check). Slices of unequal length are harmless: the kernels stop at the shorter one.
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod checked {
+    macro_rules! checked {
+        ($($name:ident = $kernel:path, ($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {$(
+            pub(crate) fn $name($($arg: $ty),*) -> $ret {
+                // SAFETY: see the module doc — installed only after feature detection.
+                unsafe { $kernel($($arg),*) }
+            }
+        )*};
+    }
+
+    checked! {
+        dot_avx2 = super::avx2::dot, (a: &[f32], b: &[f32]) -> f32;
+        l2_avx2 = super::avx2::l2, (a: &[f32], b: &[f32]) -> f32;
+        dot_q16_avx2 = super::avx2::dot_q16, (q: &[i16], c: &[i8]) -> i32;
+        dot_i8_i8_avx2 = super::avx2::dot_i8_i8, (a: &[i8], b: &[i8]) -> i32;
+        dot_q16_avx512 = super::avx512::dot_q16, (q: &[i16], c: &[i8]) -> i32;
+        dot_i8_i8_avx512 = super::avx512::dot_i8_i8, (a: &[i8], b: &[i8]) -> i32;
     }
 }
 
