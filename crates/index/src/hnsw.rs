@@ -1152,13 +1152,21 @@ impl HnswIndex {
         top_k: usize,
         filter: &dyn Fn(u64) -> bool,
     ) -> Vec<Cand> {
-        let slots: Vec<u32> = self
-            .ids
-            .iter()
-            .enumerate()
-            .filter(|&(slot, &id)| !self.deleted[slot] && filter(id))
-            .map(|(slot, _)| slot as u32)
-            .collect();
+        let mut slots = Vec::new();
+        if self.live == self.ids.len() {
+            // no tombstones: the filter alone decides
+            for (slot, &id) in self.ids.iter().enumerate() {
+                if filter(id) {
+                    slots.push(slot as u32);
+                }
+            }
+        } else {
+            for (slot, (&id, &dead)) in self.ids.iter().zip(&self.deleted).enumerate() {
+                if !dead && filter(id) {
+                    slots.push(slot as u32);
+                }
+            }
+        }
         self.exact_among(k, q, top_k, &slots)
     }
 }
