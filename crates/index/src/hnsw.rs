@@ -2,7 +2,7 @@
 //!
 //! Layout for the hot path: vectors in one contiguous array; layer-0 adjacency in one
 //! flat array of fixed-size slots (`[count, n₁ … n_M0]` per node), upper layers (about
-//! 1/M of the nodes) in small vectors. Neighbours are chosen with the paper's diversity
+//! 1/M of the nodes) in small vectors held in a side map by node. Neighbours are chosen with the paper's diversity
 //! heuristic. Visited sets are epoch-stamped arrays reused across searches.
 //!
 //! Filters are applied while the graph is walked: nodes that fail the predicate are still
@@ -190,12 +190,44 @@ impl FullVectors {
     }
 }
 
-/// A node's links on the layers above 0; `None` for the nodes (about 15 in 16 at m = 16)
-/// that live on layer 0 only, so those cost one pointer.
-type UpperLinks = Option<Box<Mutex<Vec<Vec<u32>>>>>;
+/// The links on the layers above 0, of the nodes that have any (about 1 in m): kept
+/// aside in a map so the other nodes cost nothing for them (a pointer per node was 8
+/// bytes of the 550 an int8 node held). Written only while nodes are staged (`&mut`),
+/// so parallel insertions only read the map; the lists change under their own lock.
+#[derive(Default)]
+struct UpperLayers {
+    lists: hashbrown::HashMap<u32, Mutex<Vec<Vec<u32>>>>,
+}
 
-fn upper_links(lists: Vec<Vec<u32>>) -> UpperLinks {
-    (!lists.is_empty()).then(|| Box::new(Mutex::new(lists)))
+impl UpperLayers {
+    /// A node's lists (layer 1 first), if it lives above layer 0.
+    #[inline]
+    fn get(&self, node: u32) -> Option<&Mutex<Vec<Vec<u32>>>> {
+        self.lists.get(&node)
+    }
+
+    /// Stores a node's lists (nothing for a node on layer 0 only).
+    fn insert(&mut self, node: u32, lists: Vec<Vec<u32>>) {
+        if !lists.is_empty() {
+            self.lists.insert(node, Mutex::new(lists));
+        }
+    }
+
+    /// Heap bytes: the map's table (entries and control bytes) and every list.
+    fn allocated_bytes(&self) -> usize {
+        let entry = std::mem::size_of::<(u32, Mutex<Vec<Vec<u32>>>)>() + 1;
+        self.lists.capacity() * entry
+            + self
+                .lists
+                .values()
+                .map(|l| {
+                    locked(l)
+                        .iter()
+                        .map(|v| v.capacity() * 4 + 24)
+                        .sum::<usize>()
+                })
+                .sum::<usize>()
+    }
 }
 
 /// An HNSW index.
@@ -218,7 +250,7 @@ pub struct HnswIndex {
     /// `[count, n₁ … n_M0]` per node; atomics so a parallel build can write links while
     /// other threads read them (a reader sees an old or a new list, both valid).
     layer0: Vec<AtomicU32>,
-    upper: Vec<UpperLinks>,
+    upper: UpperLayers,
     top: Mutex<Top>,
     /// Held for the whole insertion of a node that raises the top layer.
     level_up: Mutex<()>,
@@ -246,7 +278,7 @@ impl HnswIndex {
             live: 0,
             levels: Vec::new(),
             layer0: Vec::new(),
-            upper: Vec::new(),
+            upper: UpperLayers::default(),
             top: Mutex::new(Top::default()),
             level_up: Mutex::new(()),
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
@@ -265,19 +297,7 @@ impl HnswIndex {
     /// level and map entry.
     pub fn bytes_per_vector(&self) -> f64 {
         let n = self.ids.len().max(1) as f64;
-        let upper: usize = self
-            .upper
-            .iter()
-            .map(|u| {
-                8 + u.as_ref().map_or(0, |l| {
-                    locked(l)
-                        .iter()
-                        .map(|v| v.capacity() * 4 + 24)
-                        .sum::<usize>()
-                        + 32
-                })
-            })
-            .sum();
+        let upper = self.upper.allocated_bytes();
         (self.vectors.heap.capacity() * 4
             + self.codes.capacity()
             + self.code_scale.capacity() * 4
@@ -325,7 +345,7 @@ impl HnswIndex {
             }
             out.len = count;
         } else {
-            if let Some(lists) = &self.upper[node as usize] {
+            if let Some(lists) = self.upper.get(node) {
                 if let Some(list) = locked(lists).get(level - 1) {
                     let n = list.len().min(out.buf.len());
                     out.buf[..n].copy_from_slice(&list[..n]);
@@ -346,7 +366,7 @@ impl HnswIndex {
                 cell.store(x, Ordering::Relaxed);
             }
             self.layer0[s].store(n as u32, Ordering::Release);
-        } else if let Some(lists) = &self.upper[node as usize] {
+        } else if let Some(lists) = self.upper.get(node) {
             if let Some(l) = locked(lists).get_mut(level - 1) {
                 *l = list.to_vec();
             }
@@ -729,7 +749,7 @@ impl HnswIndex {
         self.levels.push(level as u8);
         self.layer0
             .extend((0..self.m0 + 1).map(|_| AtomicU32::new(0)));
-        self.upper.push(upper_links(vec![Vec::new(); level]));
+        self.upper.insert(node, vec![Vec::new(); level]);
         self.slot_of.insert(id, node, &self.ids);
         self.live += 1;
         Ok(node)
@@ -873,7 +893,7 @@ impl HnswIndex {
         let mut ids = Vec::with_capacity(live_n);
         let mut levels = Vec::with_capacity(live_n);
         let mut layer0: Vec<AtomicU32> = (0..live_n * stride).map(|_| AtomicU32::new(0)).collect();
-        let mut upper = Vec::with_capacity(live_n);
+        let mut upper = UpperLayers::default();
         for old in 0..n {
             let new = new_of[old];
             if new == u32::MAX {
@@ -901,11 +921,12 @@ impl HnswIndex {
             for (cell, &x) in layer0[s + 1..s + 1 + l0.len()].iter_mut().zip(&l0) {
                 *cell = AtomicU32::new(x);
             }
-            let lists: Vec<Vec<u32>> = self.upper[old]
-                .as_ref()
+            let lists: Vec<Vec<u32>> = self
+                .upper
+                .get(old as u32)
                 .map(|l| locked(l).iter().map(|l| remap(l)).collect())
                 .unwrap_or_default();
-            upper.push(upper_links(lists));
+            upper.insert(new, lists);
         }
         // 3. a live entry point on the top layer
         let entry = self
@@ -952,7 +973,7 @@ impl HnswIndex {
         self.deleted.shrink_to_fit();
         self.levels.shrink_to_fit();
         self.layer0.shrink_to_fit();
-        self.upper.shrink_to_fit();
+        self.upper.lists.shrink_to_fit();
         self.slot_of.shrink_to_fit(&self.ids);
     }
 
@@ -988,7 +1009,7 @@ impl HnswIndex {
             .map(|c| c.load(Ordering::Relaxed))
             .collect();
         e.u32s(&layer0);
-        for lists in self.upper.iter().flatten() {
+        for lists in (0..self.ids.len() as u32).filter_map(|node| self.upper.get(node)) {
             for list in locked(lists).iter() {
                 e.u32s(list);
             }
@@ -1101,7 +1122,9 @@ impl HnswIndex {
             return Err(bad("link to a node that does not exist"));
         }
         index.layer0 = layer0.into_iter().map(AtomicU32::new).collect();
-        index.upper = upper.into_iter().map(upper_links).collect();
+        for (node, lists) in upper.into_iter().enumerate() {
+            index.upper.insert(node as u32, lists);
+        }
         index.codes = d.bytes()?.into_iter().map(|b| b as i8).collect();
         index.code_scale = d.f32s()?;
         index.code_norm = d.f32s()?;

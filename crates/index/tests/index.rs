@@ -218,7 +218,7 @@ fn deleted_vectors_are_never_returned_and_upserts_replace() {
     assert!(total / 60.0 >= 0.95, "{}", total / 60.0);
     // a filter matching few vectors is answered exactly: the same hits as the flat
     // index, and no deleted id (multiples of 6 are all deleted)
-    let few = |id: u64| id % 50 == 0 || id % 6 == 0;
+    let few = |id: u64| id.is_multiple_of(50) || id.is_multiple_of(6);
     for q in data.iter().take(10) {
         let got = hnsw.search(q, 10, 100, Some(&few)).unwrap();
         let truth = flat.search(q, 10, 0, Some(&few)).unwrap();
