@@ -7,7 +7,7 @@
 use crate::distance::{distance, kernels, prepare, Metric};
 use crate::persist::{read_file, write_file, Encoder};
 use crate::topk::{Cand, TopK};
-use crate::{Hit, IndexError, VectorIndex};
+use crate::{Hit, IdFilter, IndexError, VectorIndex};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -155,7 +155,7 @@ impl VectorIndex for FlatIndex {
         query: &[f32],
         k: usize,
         _ef: usize,
-        filter: Option<&dyn Fn(u64) -> bool>,
+        filter: Option<&dyn IdFilter>,
     ) -> Result<Vec<Hit>, IndexError> {
         let q = prepare(self.metric, query, self.dim)?;
         let kern = kernels();
@@ -166,7 +166,7 @@ impl VectorIndex for FlatIndex {
             .zip(self.vectors.chunks_exact(self.dim))
             .enumerate()
         {
-            if filter.is_some_and(|f| !f(id)) {
+            if filter.is_some_and(|f| !f.matches(id)) {
                 continue;
             }
             top.push(Cand {

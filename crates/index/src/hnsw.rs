@@ -19,7 +19,7 @@ use crate::distance::{distance, kernels, prepare, Kernels, Metric, QueryCode};
 use crate::persist::{read_file, write_file, Decoder, Encoder};
 use crate::slots::SlotTable;
 use crate::topk::{Cand, TopK};
-use crate::{Hit, IndexError, VectorIndex};
+use crate::{Hit, IdFilter, IndexError, VectorIndex};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::path::Path;
@@ -1153,7 +1153,7 @@ impl HnswIndex {
         ep
     }
 
-    fn estimate_selectivity(&self, filter: &dyn Fn(u64) -> bool) -> f64 {
+    fn estimate_selectivity(&self, filter: &dyn IdFilter) -> f64 {
         let n = self.ids.len();
         if n == 0 {
             return 0.0;
@@ -1162,31 +1162,23 @@ impl HnswIndex {
         let step = n as f64 / samples as f64;
         let hits = (0..samples)
             .map(|i| (i as f64 * step) as usize)
-            .filter(|&s| !self.deleted[s] && filter(self.ids[s]))
+            .filter(|&s| !self.deleted[s] && filter.matches(self.ids[s]))
             .count();
         hits as f64 / samples as f64
     }
 
-    /// Exact search over the live vectors `filter` accepts (a scan of every id).
-    fn exact(
-        &self,
-        k: &Kernels,
-        q: &[f32],
-        top_k: usize,
-        filter: &dyn Fn(u64) -> bool,
-    ) -> Vec<Cand> {
+    /// Exact search over the live vectors `filter` accepts: a scan of every id, asking
+    /// the filter about a block of ids at a time.
+    fn exact(&self, k: &Kernels, q: &[f32], top_k: usize, filter: &dyn IdFilter) -> Vec<Cand> {
+        const BLOCK: usize = 1024;
+        let mut hit = [false; BLOCK];
         let mut slots = Vec::new();
-        if self.live == self.ids.len() {
-            // no tombstones: the filter alone decides
-            for (slot, &id) in self.ids.iter().enumerate() {
-                if filter(id) {
-                    slots.push(slot as u32);
-                }
-            }
-        } else {
-            for (slot, (&id, &dead)) in self.ids.iter().zip(&self.deleted).enumerate() {
-                if !dead && filter(id) {
-                    slots.push(slot as u32);
+        for (b, ids) in self.ids.chunks(BLOCK).enumerate() {
+            filter.matches_block(ids, &mut hit);
+            let first = b * BLOCK;
+            for (j, _) in hit[..ids.len()].iter().enumerate().filter(|(_, &m)| m) {
+                if !self.deleted[first + j] {
+                    slots.push((first + j) as u32);
                 }
             }
         }
@@ -1231,7 +1223,7 @@ impl VectorIndex for HnswIndex {
         query: &[f32],
         k: usize,
         ef: usize,
-        filter: Option<&dyn Fn(u64) -> bool>,
+        filter: Option<&dyn IdFilter>,
     ) -> Result<Vec<Hit>, IndexError> {
         let Some((q, kern, top, entry)) = self.start_search(query, k)? else {
             return Ok(Vec::new());
@@ -1244,7 +1236,7 @@ impl VectorIndex for HnswIndex {
             _ => {
                 let accept = |node: u32| {
                     !self.deleted[node as usize]
-                        && filter.is_none_or(|f| f(self.ids[node as usize]))
+                        && filter.is_none_or(|f| f.matches(self.ids[node as usize]))
                 };
                 let found = self.walk(&kern, &q, k, ef, entry, top, selectivity, &accept);
                 match filter {

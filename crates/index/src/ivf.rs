@@ -7,7 +7,7 @@
 
 use crate::distance::{distance, kernels, prepare, Metric};
 use crate::topk::{Cand, TopK};
-use crate::{Hit, IndexError, VectorIndex};
+use crate::{Hit, IdFilter, IndexError, VectorIndex};
 use std::collections::HashMap;
 
 #[derive(Debug, Clone, Default)]
@@ -187,7 +187,7 @@ impl VectorIndex for IvfFlatIndex {
         query: &[f32],
         k: usize,
         ef: usize,
-        filter: Option<&dyn Fn(u64) -> bool>,
+        filter: Option<&dyn IdFilter>,
     ) -> Result<Vec<Hit>, IndexError> {
         let q = prepare(self.metric, query, self.dim)?;
         let kern = kernels();
@@ -204,7 +204,7 @@ impl VectorIndex for IvfFlatIndex {
         for &(_, cell) in &cells[..nprobe] {
             let list = &self.lists[cell];
             for (&id, v) in list.ids.iter().zip(list.vectors.chunks_exact(self.dim)) {
-                if filter.is_some_and(|f| !f(id)) {
+                if filter.is_some_and(|f| !f.matches(id)) {
                     continue;
                 }
                 let d = distance(&kern, self.metric, v, &q);

@@ -57,6 +57,29 @@ pub struct Hit {
     pub distance: f32,
 }
 
+/// A filter over ids. Every `Fn(u64) -> bool` is one. A filtered search asks about
+/// single ids while it walks (`matches`) and about every stored id, a block at a time,
+/// when it scans exactly (`matches_block`): one dynamic call per block, the filter's own
+/// code inlined in a loop over the ids — a filter over columns of metadata can answer a
+/// block in one vectorised pass.
+pub trait IdFilter {
+    /// Whether `id` matches.
+    fn matches(&self, id: u64) -> bool;
+    /// Sets `out[i]` to whether `ids[i]` matches, for `i < min(ids.len(), out.len())`.
+    fn matches_block(&self, ids: &[u64], out: &mut [bool]) {
+        for (o, &id) in out.iter_mut().zip(ids) {
+            *o = self.matches(id);
+        }
+    }
+}
+
+impl<F: Fn(u64) -> bool> IdFilter for F {
+    #[inline]
+    fn matches(&self, id: u64) -> bool {
+        self(id)
+    }
+}
+
 /// What every engine offers, so a knowledge base can choose one per collection.
 pub trait VectorIndex: Send + Sync {
     /// Number of dimensions.
@@ -78,7 +101,7 @@ pub trait VectorIndex: Send + Sync {
         query: &[f32],
         k: usize,
         ef: usize,
-        filter: Option<&dyn Fn(u64) -> bool>,
+        filter: Option<&dyn IdFilter>,
     ) -> Result<Vec<Hit>, IndexError>;
     /// The `k` nearest live vectors to each of several queries (unfiltered), closest
     /// first, answered on up to `threads` threads. Exact search overrides it to answer a
@@ -106,7 +129,7 @@ pub trait VectorIndex: Send + Sync {
         ids: &[u64],
     ) -> Result<Vec<Hit>, IndexError> {
         let set: std::collections::HashSet<u64> = ids.iter().copied().collect();
-        self.search(query, k, ef, Some(&|id| set.contains(&id)))
+        self.search(query, k, ef, Some(&|id: u64| set.contains(&id)))
     }
 }
 

@@ -954,7 +954,7 @@ fn filtered_search(
     use regelkreis_index::VectorIndex;
     let ef = 64;
     let qs = &queries[..queries.len().min(300)];
-    let timed = |f: Option<&dyn Fn(u64) -> bool>,
+    let timed = |f: Option<&dyn regelkreis_index::IdFilter>,
                  list: Option<&[u64]>|
      -> anyhow::Result<(Vec<Vec<u64>>, Vec<f64>)> {
         let mut found = Vec::with_capacity(qs.len());
