@@ -1260,6 +1260,9 @@ impl VectorIndex for HnswIndex {
         let Some((q, kern, top, entry)) = self.start_search(query, k)? else {
             return Ok(Vec::new());
         };
+        if let Some(found) = self.walk_among_long_list(&q, &kern, k, ef, top, entry, ids) {
+            return Ok(self.hits(found, k));
+        }
         // Slots as a bitset: set in any order, duplicates fold, and read back in slot
         // order (the order an exact scan wants) without sorting.
         let mut member = vec![0u64; self.ids.len().div_ceil(64)];
@@ -1293,6 +1296,56 @@ impl VectorIndex for HnswIndex {
 }
 
 impl HnswIndex {
+    /// A filtered walk for a long list of ids (an eighth of the live nodes or more) while
+    /// ids are small (a dense slot table): the list becomes a bitset over ids, set in one
+    /// pass in list order — sequential for a sorted list, where marking slots would land
+    /// at random — and a node passes when its own id's bit is set. `None` when the list is
+    /// short, ids are hashed, exact search is cheaper, or the walk came back short: the
+    /// caller's slot path decides then.
+    #[allow(clippy::too_many_arguments)]
+    fn walk_among_long_list(
+        &self,
+        q: &[f32],
+        kern: &Kernels,
+        k: usize,
+        ef: usize,
+        top: Top,
+        entry: u32,
+        ids: &[u64],
+    ) -> Option<Vec<Cand>> {
+        let range = self.slot_of.dense_range()?;
+        if ids.len() * 8 < self.live {
+            return None;
+        }
+        let mut listed = vec![0u64; range.div_ceil(64)];
+        // bits of the same word gather in a register (a sorted list sets each word once)
+        let (mut word, mut bits) = (u64::MAX, 0u64);
+        for &id in ids.iter().chain(std::iter::once(&u64::MAX)) {
+            if id / 64 != word {
+                if let Some(w) = usize::try_from(word).ok().and_then(|w| listed.get_mut(w)) {
+                    *w |= bits;
+                }
+                (word, bits) = (id / 64, 0);
+            }
+            bits |= 1 << (id % 64);
+        }
+        // distinct listed ids the table covers: at least the matching nodes
+        let listed_count: usize = listed.iter().map(|w| w.count_ones() as usize).sum();
+        let selectivity = listed_count as f64 / self.live.max(1) as f64;
+        if self.exact_is_cheaper(selectivity, k, ef) {
+            return None;
+        }
+        let accept = |node: u32| {
+            let id = self.ids[node as usize];
+            !self.deleted[node as usize]
+                && listed
+                    .get((id / 64) as usize)
+                    .is_some_and(|w| w >> (id % 64) & 1 == 1)
+        };
+        let found = self.walk(kern, q, k, ef, entry, top, selectivity, &accept);
+        (found.len() >= k).then_some(found)
+    }
+
     /// The prepared query, kernels, top layer and entry point, or `None` when there is
     /// nothing to search (an empty index or `k` = 0).
     #[allow(clippy::type_complexity)]

@@ -123,6 +123,11 @@ impl SlotTable {
         bits.iter().map(|w| w.count_ones() as usize).sum()
     }
 
+    /// The ids a dense table covers (`0..n`), or `None` in hash mode.
+    pub fn dense_range(&self) -> Option<usize> {
+        self.dense.as_ref().map(Vec::len)
+    }
+
     /// Forgets `id`, returning its slot.
     pub fn remove(&mut self, id: u64, ids: &[u64]) -> Option<u32> {
         let old = match &mut self.dense {

@@ -231,6 +231,13 @@ fn search_among_known_ids_keeps_recall_and_skips_unknown_and_deleted_ids() {
         let again = hnsw.search_among(&q, 3, 40, &[1, 2, 3]).unwrap();
         assert_eq!(again.len(), 2);
         assert!(again.iter().all(|h| h.id != first));
+        // ... also from a list long enough to be walked as a bitset over ids
+        let nearest = hnsw.search(&q, 1, 40, None).unwrap()[0].id;
+        hnsw.remove(nearest);
+        let all: Vec<u64> = (0..30_000).collect();
+        let hits = hnsw.search_among(&q, 10, 80, &all).unwrap();
+        assert_eq!(hits.len(), 10);
+        assert!(hits.iter().all(|h| h.id != nearest && h.id != first));
     }
 }
 
