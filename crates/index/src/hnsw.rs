@@ -69,7 +69,12 @@ pub struct HnswParams {
     pub ef_construction: usize,
     /// Seed of the level generator, so builds are reproducible.
     pub seed: u64,
-    /// Below this estimated share of matching vectors, a filtered search is exact.
+    /// Below this estimated share of matching vectors, a filtered search is exact
+    /// (whatever the cost rule says, up to `exact_max_matches`): walks below about 8 %
+    /// lose recall as the graph grows — at 1,000,000 vectors and 5 % matching a one-hop
+    /// walk found 0.88 of the true top 10 and a two-hop walk 0.80, and holding two or
+    /// three times more matching nodes only reached 0.90–0.91 for 2–3× the time — where
+    /// exact search is exact at the cost of reading the matches' codes.
     pub exact_below: f64,
     /// A filtered search is exact when its expected matches cost less to scan than a
     /// filtered walk costs (see the search), and never above this many matches.
@@ -85,7 +90,7 @@ impl Default for HnswParams {
             m: 16,
             ef_construction: 200,
             seed: 0x5eed,
-            exact_below: 0.02,
+            exact_below: 0.08,
             exact_max_matches: usize::MAX,
             int8: false,
         }
