@@ -2,13 +2,14 @@
 //!
 //! Layout for the hot path: vectors in one contiguous array; layer-0 adjacency in one
 //! flat array of fixed-size slots (`[count, n₁ … n_M0]` per node), upper layers (about
-//! 1/M of the nodes) in small vectors held in a side map by node. Neighbours are chosen with the paper's diversity
-//! heuristic. Visited sets are epoch-stamped arrays reused across searches.
+//! 1/M of the nodes) in small vectors held in a side map by node. Neighbours are chosen
+//! with the paper's diversity heuristic. Visited sets are epoch-stamped arrays reused
+//! across searches.
 //!
 //! Filters are applied while the graph is walked: nodes that fail the predicate are still
-//! used to navigate but never enter the result set, and the walk continues until `ef`
-//! matching nodes are held. When a sample says the predicate matches few vectors, the
-//! search switches to exact search over the matching ones.
+//! used to navigate but never enter the result set. When a sample says the predicate
+//! matches few vectors (below `exact_below`, or fewer than a walk would cost), the search
+//! switches to exact search over the matching ones.
 //!
 //! Deletes tombstone a node: it keeps routing but is never returned.
 //!

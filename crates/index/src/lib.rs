@@ -57,11 +57,11 @@ pub struct Hit {
     pub distance: f32,
 }
 
-/// A filter over ids. Every `Fn(u64) -> bool` is one. A filtered search asks about
-/// single ids while it walks (`matches`) and about every stored id, a block at a time,
-/// when it scans exactly (`matches_block`): one dynamic call per block, the filter's own
-/// code inlined in a loop over the ids — a filter over columns of metadata can answer a
-/// block in one vectorised pass.
+/// A filter over ids. Every `Fn(u64) -> bool` is one. Searches ask about single ids
+/// (`matches`); an HNSW search that turns exact asks about every stored id, a block at a
+/// time (`matches_block`): one dynamic call per block, the filter's own code inlined in a
+/// loop over the ids — a filter over columns of metadata can answer a block in one
+/// vectorised pass. (Flat and IVF scans compute a distance per id anyway and ask singly.)
 pub trait IdFilter {
     /// Whether `id` matches.
     fn matches(&self, id: u64) -> bool;
