@@ -1177,14 +1177,19 @@ impl HnswIndex {
     /// the filter about a block of ids at a time.
     fn exact(&self, k: &Kernels, q: &[f32], top_k: usize, filter: &dyn IdFilter) -> Vec<Cand> {
         const BLOCK: usize = 1024;
-        let mut hit = [false; BLOCK];
+        let mut hit = [0u64; BLOCK / 64];
         let mut slots = Vec::new();
         for (b, ids) in self.ids.chunks(BLOCK).enumerate() {
+            let (first, end) = (b * BLOCK, b * BLOCK + ids.len());
             filter.matches_block(ids, &mut hit);
-            let first = b * BLOCK;
-            for (j, _) in hit[..ids.len()].iter().enumerate().filter(|(_, &m)| m) {
-                if !self.deleted[first + j] {
-                    slots.push((first + j) as u32);
+            for (w, &word) in hit[..ids.len().div_ceil(64)].iter().enumerate() {
+                let mut bits = word;
+                while bits != 0 {
+                    let slot = first + w * 64 + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
+                    if slot < end && !self.deleted[slot] {
+                        slots.push(slot as u32);
+                    }
                 }
             }
         }

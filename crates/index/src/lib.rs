@@ -65,10 +65,16 @@ pub struct Hit {
 pub trait IdFilter {
     /// Whether `id` matches.
     fn matches(&self, id: u64) -> bool;
-    /// Sets `out[i]` to whether `ids[i]` matches, for `i < min(ids.len(), out.len())`.
-    fn matches_block(&self, ids: &[u64], out: &mut [bool]) {
-        for (o, &id) in out.iter_mut().zip(ids) {
-            *o = self.matches(id);
+    /// Writes which of `ids` match as bits: bit `j % 64` of `out[j / 64]` for `ids[j]`
+    /// (`out` holds `ids.len().div_ceil(64)` words; each is overwritten, bits past the
+    /// last id are ignored).
+    fn matches_block(&self, ids: &[u64], out: &mut [u64]) {
+        for (word, chunk) in out.iter_mut().zip(ids.chunks(64)) {
+            let mut bits = 0u64;
+            for (j, &id) in chunk.iter().enumerate() {
+                bits |= u64::from(self.matches(id)) << j;
+            }
+            *word = bits;
         }
     }
 }

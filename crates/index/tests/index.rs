@@ -88,10 +88,18 @@ impl regelkreis_index::IdFilter for Multiples {
         self.single.set(self.single.get() + 1);
         id.is_multiple_of(97)
     }
-    fn matches_block(&self, ids: &[u64], out: &mut [bool]) {
+    fn matches_block(&self, ids: &[u64], out: &mut [u64]) {
         self.blocks.set(self.blocks.get() + 1);
-        for (o, id) in out.iter_mut().zip(ids) {
-            *o = id.is_multiple_of(97);
+        for (word, chunk) in out.iter_mut().zip(ids.chunks(64)) {
+            // every bit past the last id set too: the index must ignore those
+            let past = if chunk.len() < 64 {
+                u64::MAX << chunk.len()
+            } else {
+                0
+            };
+            *word = chunk.iter().enumerate().fold(past, |w, (j, id)| {
+                w | (u64::from(id.is_multiple_of(97)) << j)
+            });
         }
     }
 }
