@@ -869,7 +869,7 @@ pub fn ann(args: &AnnBenchArgs) -> anyhow::Result<()> {
         )
     );
     if !filtered.is_empty() {
-        println!("\nfiltered search (int8 HNSW, ef=64). predicate: exact below 8 % sampled selectivity or while the matches cost less to scan than a walk (fewer than 70 x max(k / selectivity, ef); a scan of all ids, then int8 codes read ahead), else the walk (two hops below 5 %; above, one hop keeping ef x selectivity matching nodes, at least k); id list: the ids become a bitset of slots, then the same choice. P95 is the best of 3 rounds of 300 queries on each side, unfiltered rounds alternating with filtered ones:");
+        println!("\nfiltered search (int8 HNSW, ef=64). predicate: exact below 8 % sampled selectivity or while the matches cost less to scan than a walk (fewer than 70 x max(k / selectivity, ef); the filter asked about all ids 1,024 at a time, then int8 codes read ahead), else a one-hop walk keeping ef x selectivity matching nodes, at least k (two hops below 5 % only where exact_max_matches caps the scan); id list: the ids become a bitset of slots, then the same choice (a list of an eighth of the nodes or more walks with a bitset over ids). P95 is the best of 3 rounds of 300 queries on each side, unfiltered rounds alternating with filtered ones:");
         let rows: Vec<[String; 7]> = filtered
             .iter()
             .map(|f| {
