@@ -196,6 +196,20 @@ impl FullVectors {
     }
 }
 
+/// The positions of the set bits of `words`, ascending (bit j of word w is 64·w + j).
+fn set_bits(words: &[u64]) -> impl Iterator<Item = usize> + '_ {
+    words.iter().enumerate().flat_map(|(w, &word)| {
+        let mut bits = word;
+        std::iter::from_fn(move || {
+            (bits != 0).then(|| {
+                let j = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                w * 64 + j
+            })
+        })
+    })
+}
+
 /// The links on the layers above 0, of the nodes that have any (about 1 in m): kept
 /// aside in a map so the other nodes cost nothing for them (a pointer per node was 8
 /// bytes of the 550 an int8 node held). Written only while nodes are staged (`&mut`),
@@ -1182,14 +1196,9 @@ impl HnswIndex {
         for (b, ids) in self.ids.chunks(BLOCK).enumerate() {
             let (first, end) = (b * BLOCK, b * BLOCK + ids.len());
             filter.matches_block(ids, &mut hit);
-            for (w, &word) in hit[..ids.len().div_ceil(64)].iter().enumerate() {
-                let mut bits = word;
-                while bits != 0 {
-                    let slot = first + w * 64 + bits.trailing_zeros() as usize;
-                    bits &= bits - 1;
-                    if slot < end && !self.deleted[slot] {
-                        slots.push(slot as u32);
-                    }
+            for slot in set_bits(&hit[..ids.len().div_ceil(64)]).map(|j| first + j) {
+                if slot < end && !self.deleted[slot] {
+                    slots.push(slot as u32);
                 }
             }
         }
@@ -1281,13 +1290,7 @@ impl VectorIndex for HnswIndex {
         let selectivity = matching as f64 / self.live.max(1) as f64;
         let exact = || {
             let mut slots = Vec::with_capacity(matching);
-            for (w, &word) in member.iter().enumerate() {
-                let mut bits = word;
-                while bits != 0 {
-                    slots.push((w * 64) as u32 + bits.trailing_zeros());
-                    bits &= bits - 1;
-                }
-            }
+            slots.extend(set_bits(&member).map(|s| s as u32));
             self.exact_among(&kern, &q, k, &slots)
         };
         let found = if self.exact_is_cheaper(selectivity, k, ef) {
@@ -1325,7 +1328,10 @@ impl HnswIndex {
         ids: &[u64],
     ) -> Option<Vec<Cand>> {
         let range = self.slot_of.dense_range()?;
-        if ids.len() * 8 < self.live {
+        // the list's length bounds the matches from above, and exact search only gets
+        // less attractive as they grow: when it wins at the bound, skip the bitset
+        let at_most = ids.len() as f64 / self.live.max(1) as f64;
+        if ids.len() * 8 < self.live || self.exact_is_cheaper(at_most, k, ef) {
             return None;
         }
         let mut listed = vec![0u64; range.div_ceil(64)];
