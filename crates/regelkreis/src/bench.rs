@@ -630,25 +630,18 @@ pub fn ann(args: &AnnBenchArgs) -> anyhow::Result<()> {
         flat.search(q, k, 0, None)?;
     }
     let flat_qps = single.len() as f64 / started.elapsed().as_secs_f64();
+    let flat_row = |params: &str, qps: f64| AnnResult {
+        engine: "regelkreis-flat".into(),
+        params: params.into(),
+        recall: 1.0,
+        qps,
+        build_s: 0.0,
+        bytes_per_vector: flat.bytes_per_vector(),
+        mapped_bytes_per_vector: 0.0,
+    };
     let mut results = vec![
-        AnnResult {
-            engine: "regelkreis-flat".into(),
-            params: "exact".into(),
-            recall: 1.0,
-            qps: flat_qps,
-            build_s: 0.0,
-            bytes_per_vector: flat.bytes_per_vector(),
-            mapped_bytes_per_vector: 0.0,
-        },
-        AnnResult {
-            engine: "regelkreis-flat".into(),
-            params: "exact,batched".into(),
-            recall: 1.0,
-            qps: flat_batched_qps,
-            build_s: 0.0,
-            bytes_per_vector: flat.bytes_per_vector(),
-            mapped_bytes_per_vector: 0.0,
-        },
+        flat_row("exact", flat_qps),
+        flat_row("exact,batched", flat_batched_qps),
     ];
 
     let efs = [10usize, 16, 20, 24, 28, 32, 40, 48, 64, 96, 128, 200, 300];
