@@ -87,6 +87,36 @@ pub fn dot_i8_i8_scalar(a: &[i8], b: &[i8]) -> i32 {
         .sum()
 }
 
+/// Scalar `out[j] = Σ qᵢ·cᵢ` over the code row `rows[j]` of `codes` (rows of `q.len()`
+/// bytes).
+pub fn dots_i8_rows_scalar(q: &[i8], codes: &[i8], rows: &[u32], out: &mut [i32]) {
+    let dim = q.len();
+    for (o, &r) in out.iter_mut().zip(rows) {
+        let at = r as usize * dim;
+        *o = dot_i8_i8_scalar(q, &codes[at..at + dim]);
+    }
+}
+
+/// A query rounded to int8 like a stored code, `q ≈ scale · values`, for exact scans of
+/// many codes ([`Kernels::dots_i8_rows`]): a byte per value halves the query side of
+/// each product. Its rounding adds to the codes' own, and only ranks candidates that
+/// full-precision re-scoring then orders.
+pub(crate) struct QueryCode8 {
+    pub values: Vec<i8>,
+    pub scale: f32,
+}
+
+impl QueryCode8 {
+    pub fn new(q: &[f32]) -> Self {
+        let max_abs = q.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        let scale = if max_abs > 0.0 { max_abs / 127.0 } else { 1.0 };
+        QueryCode8 {
+            values: q.iter().map(|x| (x / scale).round() as i8).collect(),
+            scale,
+        }
+    }
+}
+
 /// A query rounded to i16 for the integer kernels: `q ≈ scale · values`. With 15 bits
 /// per value the rounding is far below the int8 codes' own.
 pub(crate) struct QueryCode {
@@ -110,12 +140,17 @@ impl QueryCode {
     }
 }
 
+/// `(query, codes, rows, out)`: see [`dots_i8_rows_scalar`].
+pub(crate) type RowsKernel = fn(&[i8], &[i8], &[u32], &mut [i32]);
+
 #[derive(Clone, Copy)]
 pub(crate) struct Kernels {
     pub dot: fn(&[f32], &[f32]) -> f32,
     pub l2: fn(&[f32], &[f32]) -> f32,
     pub dot_q16: fn(&[i16], &[i8]) -> i32,
     pub dot_i8_i8: fn(&[i8], &[i8]) -> i32,
+    /// `out[j] = Σ qᵢ·cᵢ` over code row `rows[j]` (see [`dots_i8_rows_scalar`]).
+    pub dots_i8_rows: RowsKernel,
     pub name: &'static str,
 }
 
@@ -138,6 +173,11 @@ pub(crate) fn kernels() -> Kernels {
                 } else {
                     dot_i8_i8_avx2
                 },
+                dots_i8_rows: if vnni {
+                    dots_i8_rows_avx512
+                } else {
+                    dots_i8_rows_avx2
+                },
                 name: if vnni {
                     "avx2+fma, avx512-vnni"
                 } else {
@@ -150,6 +190,7 @@ pub(crate) fn kernels() -> Kernels {
             l2: l2_scalar,
             dot_q16: dot_q16_scalar,
             dot_i8_i8: dot_i8_i8_scalar,
+            dots_i8_rows: dots_i8_rows_scalar,
             name: "scalar",
         }
     })
@@ -237,6 +278,38 @@ mod tests {
         }
     }
 
+    proptest! {
+        #[test]
+        fn row_kernels_agree_with_scalar(
+            dim in 1usize..200,
+            seed in any::<u64>(),
+            picks in proptest::collection::vec(0u32..40, 0..23),
+        ) {
+            // codes over the whole byte range, rows in any order and repeated, any
+            // number of rows (groups of four plus a short one), ragged dimensions
+            let mut state = seed | 1;
+            let mut byte = || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as i8
+            };
+            let codes: Vec<i8> = (0..40 * dim).map(|_| byte()).collect();
+            let q: Vec<i8> = (0..dim).map(|_| byte()).collect();
+            let mut want = vec![0i32; picks.len()];
+            dots_i8_rows_scalar(&q, &codes, &picks, &mut want);
+            let mut got = vec![7i32; picks.len()];
+            (kernels().dots_i8_rows)(&q, &codes, &picks, &mut got);
+            prop_assert_eq!(&got, &want);
+            #[cfg(target_arch = "x86_64")]
+            if std::is_x86_feature_detected!("avx2") {
+                let mut got = vec![7i32; picks.len()];
+                crate::raw::checked::dots_i8_rows_avx2(&q, &codes, &picks, &mut got);
+                prop_assert_eq!(&got, &want);
+            }
+        }
+    }
+
     #[test]
     fn integer_kernels_do_not_overflow_at_the_extremes() {
         for dim in [1usize, 384, 1536, 4096] {
@@ -263,6 +336,9 @@ mod tests {
                 i64::from((kernels().dot_i8_i8)(&min, &min)),
                 16_384 * dim as i64
             );
+            let mut out = [0i32; 5];
+            (kernels().dots_i8_rows)(&min, &min, &[0; 5], &mut out);
+            assert_eq!(out, [16_384 * dim as i32; 5]);
         }
     }
 

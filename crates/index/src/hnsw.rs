@@ -16,7 +16,7 @@
 //! Useful for: large collections, high recall at low latency. Not useful for: tiny
 //! collections (use [`crate::FlatIndex`]).
 
-use crate::distance::{distance, kernels, prepare, Kernels, Metric, QueryCode};
+use crate::distance::{distance, kernels, prepare, Kernels, Metric, QueryCode, QueryCode8};
 use crate::persist::{read_file, write_file, Decoder, Encoder};
 use crate::slots::SlotTable;
 use crate::topk::{Cand, TopK};
@@ -434,6 +434,12 @@ impl HnswIndex {
         let dot = self.code_scale[node as usize]
             * q.scale
             * (k.dot_q16)(&q.values, &self.codes[s..s + self.dim]) as f32;
+        self.code_distance(dot, q_norm, node)
+    }
+
+    /// The distance under the metric from a query's dot product with a node's code.
+    #[inline]
+    fn code_distance(&self, dot: f32, q_norm: f32, node: u32) -> f32 {
         match self.metric {
             Metric::Cosine => 1.0 - dot,
             Metric::Dot => -dot,
@@ -1427,23 +1433,23 @@ impl HnswIndex {
             }
             return top.into_sorted();
         }
+        // Codes scored a block of slots per kernel call (the kernel overlaps several
+        // rows and loads ahead), against the query rounded to int8 like them.
+        const BLOCK: usize = 256;
         let q_norm = crate::distance::dot_scalar(q, q);
-        let qc = QueryCode::new(q);
-        let lines = self.dim.div_ceil(64).min(8);
+        let qc = QueryCode8::new(q);
+        let mut dots = [0i32; BLOCK];
         // only the best `RESCORE_PER_HIT · k` by code distance are re-scored
         let mut top = TopK::new(RESCORE_PER_HIT * top_k.max(1));
-        for (i, &s) in slots.iter().enumerate() {
-            if let Some(&next) = slots.get(i + AHEAD) {
-                crate::raw::prefetch(
-                    self.codes.as_ptr().wrapping_add(next as usize * self.dim),
-                    lines,
-                );
-                crate::raw::prefetch(self.code_scale.as_ptr().wrapping_add(next as usize), 1);
+        for block in slots.chunks(BLOCK) {
+            (k.dots_i8_rows)(&qc.values, &self.codes, block, &mut dots);
+            for (&s, &dot) in block.iter().zip(&dots) {
+                let dot = self.code_scale[s as usize] * qc.scale * dot as f32;
+                top.push(Cand {
+                    dist: self.code_distance(dot, q_norm, s),
+                    node: s,
+                });
             }
-            top.push(Cand {
-                dist: self.code_dist(k, &qc, q_norm, s),
-                node: s,
-            });
         }
         let mut found = top.into_sorted();
         self.rescore(k, q, &mut found, top_k);

@@ -253,6 +253,64 @@ pub(crate) mod avx512 {
             total
         }
     }
+
+    /// `out[j] = Σ qᵢ·cᵢ` over the code row `rows[j]` of `codes` (rows of `q.len()`
+    /// bytes), for an exact scan of many rows against one query: four rows at a time, so
+    /// four independent `vpdpbusd` chains hide the instruction's latency (one row per
+    /// call waited on each chain and on the call). The query is made unsigned (`q + 128`,
+    /// a flip of its sign bit) and `128 · Σ cᵢ`, summed alongside, is taken off; a ragged
+    /// last chunk is read through a byte mask, so no scalar tail. Rows a few groups ahead
+    /// are prefetched (they are scattered).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F, BW and VNNI, and every
+    /// `(rows[j] + 1) · q.len() <= codes.len()` for `j < min(rows.len(), out.len())`.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    pub(crate) unsafe fn dots_i8_rows(q: &[i8], codes: &[i8], rows: &[u32], out: &mut [i32]) {
+        const AHEAD: usize = 8;
+        let dim = q.len();
+        let n = rows.len().min(out.len());
+        let chunks = dim.div_ceil(64);
+        let last: u64 = match dim % 64 {
+            0 => u64::MAX,
+            r => (1u64 << r) - 1,
+        };
+        let flip = _mm512_set1_epi8(-128);
+        let ones = _mm512_set1_epi8(1);
+        let (pq, pc) = (q.as_ptr(), codes.as_ptr());
+        let mut j = 0;
+        while j < n {
+            let group = (n - j).min(4);
+            for &row in rows.iter().take(n).skip(j + AHEAD).take(group) {
+                super::prefetch(pc.wrapping_add(row as usize * dim), chunks);
+            }
+            // a short last group repeats its last row (computed, not written)
+            let at = |r: usize| rows[j + r.min(group - 1)] as usize * dim;
+            let p = [at(0), at(1), at(2), at(3)];
+            let mut acc = [_mm512_setzero_si512(); 4];
+            let mut sum = [_mm512_setzero_si512(); 4];
+            for c in 0..chunks {
+                let mask = if c + 1 == chunks { last } else { u64::MAX };
+                // SAFETY: chunk c covers bytes [64c, 64c + 64) masked to < dim of the
+                // query and of each row, which the caller guarantees lie in `codes`.
+                unsafe {
+                    let qv = _mm512_xor_si512(_mm512_maskz_loadu_epi8(mask, pq.add(64 * c)), flip);
+                    for r in 0..4 {
+                        let cv = _mm512_maskz_loadu_epi8(mask, pc.add(p[r] + 64 * c));
+                        acc[r] = _mm512_dpbusd_epi32(acc[r], qv, cv);
+                        sum[r] = _mm512_dpbusd_epi32(sum[r], ones, cv);
+                    }
+                }
+            }
+            for r in 0..group {
+                out[j + r] = _mm512_reduce_add_epi32(_mm512_sub_epi32(
+                    acc[r],
+                    _mm512_slli_epi32::<7>(sum[r]),
+                ));
+            }
+            j += group;
+        }
+    }
 }
 
 /// Safe entry points to the kernels above, for `distance::kernels()` to install. Each is
@@ -277,6 +335,32 @@ pub(crate) mod checked {
         dot_i8_i8_avx2 = super::avx2::dot_i8_i8, (a: &[i8], b: &[i8]) -> i32;
         dot_q16_avx512 = super::avx512::dot_q16, (q: &[i16], c: &[i8]) -> i32;
         dot_i8_i8_avx512 = super::avx512::dot_i8_i8, (a: &[i8], b: &[i8]) -> i32;
+    }
+
+    /// [`super::avx512::dots_i8_rows`] once every row is known to lie in `codes` (one
+    /// pass over the row numbers; a row outside is a caller's bug, and the scalar twin
+    /// then panics on it as slice indexing does).
+    pub(crate) fn dots_i8_rows_avx512(q: &[i8], codes: &[i8], rows: &[u32], out: &mut [i32]) {
+        let n = rows.len().min(out.len());
+        let top = rows[..n]
+            .iter()
+            .copied()
+            .max()
+            .map_or(0, |r| r as usize + 1);
+        if top * q.len() > codes.len() {
+            return crate::distance::dots_i8_rows_scalar(q, codes, rows, out);
+        }
+        // SAFETY: installed only after feature detection (module doc); rows checked above.
+        unsafe { super::avx512::dots_i8_rows(q, codes, rows, out) }
+    }
+
+    /// One AVX2 row product per row (no batched AVX2 kernel).
+    pub(crate) fn dots_i8_rows_avx2(q: &[i8], codes: &[i8], rows: &[u32], out: &mut [i32]) {
+        let dim = q.len();
+        for (o, &r) in out.iter_mut().zip(rows) {
+            let at = r as usize * dim;
+            *o = dot_i8_i8_avx2(q, &codes[at..at + dim]);
+        }
     }
 }
 
