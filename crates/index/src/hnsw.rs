@@ -20,7 +20,7 @@ use crate::distance::{distance, kernels, prepare, Kernels, Metric, QueryCode, Qu
 use crate::persist::{read_file, write_file, Decoder, Encoder};
 use crate::slots::SlotTable;
 use crate::topk::{Cand, TopK};
-use crate::{Hit, IdFilter, IndexError, VectorIndex};
+use crate::{set_bits, Hit, IdFilter, IndexError, VectorIndex};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::path::Path;
@@ -194,20 +194,6 @@ impl FullVectors {
     fn mapped_bytes(&self) -> usize {
         self.mapped.as_ref().map_or(0, |m| m.len * 4)
     }
-}
-
-/// The positions of the set bits of `words`, ascending (bit j of word w is 64·w + j).
-fn set_bits(words: &[u64]) -> impl Iterator<Item = usize> + '_ {
-    words.iter().enumerate().flat_map(|(w, &word)| {
-        let mut bits = word;
-        std::iter::from_fn(move || {
-            (bits != 0).then(|| {
-                let j = bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                w * 64 + j
-            })
-        })
-    })
 }
 
 /// The links on the layers above 0, of the nodes that have any (about 1 in m): kept

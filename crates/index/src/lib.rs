@@ -10,6 +10,7 @@ pub mod distance;
 mod flat;
 mod hnsw;
 mod ivf;
+pub mod meta;
 pub mod persist;
 mod raw;
 mod slots;
@@ -19,6 +20,7 @@ pub use distance::Metric;
 pub use flat::FlatIndex;
 pub use hnsw::{HnswIndex, HnswParams};
 pub use ivf::IvfFlatIndex;
+pub use meta::{Attributes, Condition, Matches, MetaFilter, MetadataIndex};
 
 /// An index error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -137,6 +139,20 @@ pub trait VectorIndex: Send + Sync {
         let set: std::collections::HashSet<u64> = ids.iter().copied().collect();
         self.search(query, k, ef, Some(&|id: u64| set.contains(&id)))
     }
+}
+
+/// The positions of the set bits of `words`, ascending (bit j of word w is 64·w + j).
+pub(crate) fn set_bits(words: &[u64]) -> impl Iterator<Item = usize> + '_ {
+    words.iter().enumerate().flat_map(|(w, &word)| {
+        let mut bits = word;
+        std::iter::from_fn(move || {
+            (bits != 0).then(|| {
+                let j = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                w * 64 + j
+            })
+        })
+    })
 }
 
 /// Splits `items` into up to `threads` contiguous parts, runs `work` on each part on its

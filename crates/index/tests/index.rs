@@ -77,6 +77,109 @@ fn filtered_search_keeps_recall_at_every_selectivity() {
     }
 }
 
+#[test]
+fn metadata_filters_find_the_exact_answer_among_their_matches() {
+    use regelkreis_index::{Attributes, Condition, MetaFilter, MetadataIndex};
+    // tenants of very different sizes (0.2 % to 60 %), two tags, a day number; int8 and
+    // f32 graphs; filters of one to three conditions: tiny answers come back exact (the
+    // index scans the matching list), large ones from a walk over a bitset
+    let (n, dim) = (8_000u64, 16);
+    let mut rng = Rng(23);
+    let data: Vec<Vec<f32>> = (0..n).map(|_| rng.vector(dim)).collect();
+    let tenant = |id: u64| match id % 500 {
+        0 => "tiny",
+        1..=25 => "small",
+        26..=199 => "mid",
+        _ => "large",
+    };
+    let mut meta = MetadataIndex::new();
+    for id in 0..n {
+        let mut keywords = vec![("tenant".to_string(), tenant(id).to_string())];
+        if id % 3 == 0 {
+            keywords.push(("tag".into(), "promo".into()));
+        }
+        if id % 7 < 2 {
+            keywords.push(("tag".into(), "de".into()));
+        }
+        meta.set(
+            id,
+            Attributes {
+                keywords,
+                numbers: vec![("day".into(), (id * 37 % 365) as i64)],
+            },
+        );
+    }
+    let mut flat = FlatIndex::new(Metric::Cosine, dim);
+    for (id, v) in data.iter().enumerate() {
+        flat.upsert(id as u64, v).unwrap();
+    }
+    let filters = [
+        vec![Condition::equals("tenant", "tiny")],
+        vec![Condition::equals("tenant", "small")],
+        vec![Condition::equals("tenant", "large")],
+        vec![
+            Condition::equals("tenant", "mid"),
+            Condition::AllOf {
+                field: "tag".into(),
+                values: vec!["promo".into(), "de".into()],
+            },
+        ],
+        vec![
+            Condition::AnyOf {
+                field: "tenant".into(),
+                values: vec!["large".into(), "small".into()],
+            },
+            Condition::Range {
+                field: "day".into(),
+                min: Some(40),
+                max: Some(220),
+            },
+        ],
+        vec![Condition::Range {
+            field: "day".into(),
+            min: None,
+            max: Some(3),
+        }],
+    ];
+    for int8 in [false, true] {
+        let params = HnswParams {
+            int8,
+            ..HnswParams::default()
+        };
+        let mut hnsw = HnswIndex::new(Metric::Cosine, dim, params);
+        let items: Vec<(u64, &[f32])> = data
+            .iter()
+            .enumerate()
+            .map(|(id, v)| (id as u64, v.as_slice()))
+            .collect();
+        hnsw.upsert_batch(&items, 2).unwrap();
+        for conditions in &filters {
+            let filter = MetaFilter {
+                conditions: conditions.clone(),
+            };
+            let matches = meta.matching(&filter);
+            let share = matches.count().unwrap() as f64 / n as f64;
+            let pass = |id: u64| filter.holds(meta.attributes(id).unwrap());
+            let mut rng = Rng(29);
+            let mut total = 0.0;
+            for _ in 0..30 {
+                let q = rng.vector(dim);
+                let truth = flat.search(&q, 10, 0, Some(&pass)).unwrap();
+                let got = matches.search(&hnsw, &q, 10, 64).unwrap();
+                assert!(got.iter().all(|h| pass(h.id)), "only matching ids");
+                assert_eq!(got.len(), truth.len(), "no short pages ({share})");
+                let r = recall(&truth, &got);
+                if share < 0.01 {
+                    assert_eq!(r, 1.0, "a tiny answer is searched exactly ({share})");
+                }
+                total += r;
+            }
+            let r = total / 30.0;
+            assert!(r >= 0.95, "int8={int8}, share {share}: recall {r}");
+        }
+    }
+}
+
 /// Matches multiples of 97, counting how it is asked.
 struct Multiples {
     single: std::cell::Cell<usize>,

@@ -862,7 +862,7 @@ pub fn ann(args: &AnnBenchArgs) -> anyhow::Result<()> {
         )
     );
     if !filtered.is_empty() {
-        println!("\nfiltered search (int8 HNSW, ef=64). predicate: exact below 8 % sampled selectivity or while the matches cost less to scan than a walk (fewer than 70 x max(k / selectivity, ef); the filter asked about all ids 1,024 at a time, then int8 codes read ahead), else a one-hop walk keeping ef x selectivity matching nodes, at least k (two hops below 5 % only where exact_max_matches caps the scan); id list: the ids become a bitset of slots, then the same choice (a list of an eighth of the nodes or more walks with a bitset over ids). P95 is the best of 3 rounds of 300 queries on each side, unfiltered rounds alternating with filtered ones:");
+        println!("\nfiltered search (int8 HNSW, ef=64). metadata: `tenant = t` (one tenant per id, tenants holding each selectivity) evaluated from the postings of a MetadataIndex for every query: an answer under an eighth of the ids goes to the index as a list of ids, a larger one as a bitset the walk tests. predicate: a function of the id; exact below 8 % sampled selectivity or while the matches cost less to scan than a walk (fewer than 70 x max(k / selectivity, ef); the filter asked about all ids 1,024 at a time, then the int8 codes scored four rows per VNNI kernel pass), else a one-hop walk keeping ef x selectivity matching nodes, at least k (two hops below 5 % only where exact_max_matches caps the scan); id list: the ids become a bitset of slots, then the same choice (a list of an eighth of the nodes or more walks with a bitset over ids). P95 is the best of 3 rounds of 300 queries on each side, unfiltered rounds alternating with filtered ones:");
         let rows: Vec<[String; 7]> = filtered
             .iter()
             .map(|f| {
@@ -914,8 +914,8 @@ pub fn ann(args: &AnnBenchArgs) -> anyhow::Result<()> {
 }
 
 struct FilteredFigures {
-    /// `predicate` (a function of the id) or `id list` (the matching ids, as a metadata
-    /// index gives them).
+    /// `metadata` (`tenant = …` answered from the postings of a `MetadataIndex`),
+    /// `predicate` (a function of the id) or `id list` (the matching ids, handed over).
     form: &'static str,
     selectivity: f64,
     recall: f64,
@@ -944,52 +944,84 @@ fn filtered_search(
     queries: &[Vec<f32>],
     k: usize,
 ) -> anyhow::Result<Vec<FilteredFigures>> {
-    use regelkreis_index::VectorIndex;
+    use regelkreis_index::{Condition, Hit, IndexError, MetaFilter, MetadataIndex, VectorIndex};
     let ef = 64;
     let qs = &queries[..queries.len().min(300)];
-    let timed = |f: Option<&dyn regelkreis_index::IdFilter>,
-                 list: Option<&[u64]>|
-     -> anyhow::Result<(Vec<Vec<u64>>, Vec<f64>)> {
+    type Search<'a> = &'a dyn Fn(&[f32]) -> Result<Vec<Hit>, IndexError>;
+    let timed = |search: Search<'_>| -> anyhow::Result<(Vec<Vec<u64>>, Vec<f64>)> {
         let mut found = Vec::with_capacity(qs.len());
         let mut micros = Vec::with_capacity(qs.len());
         for q in qs {
             let started = Instant::now();
-            let hits = match list {
-                Some(ids) => index.search_among(q, k, ef, ids)?,
-                None => index.search(q, k, ef, f)?,
-            };
+            let hits = search(q)?;
             micros.push(started.elapsed().as_secs_f64() * 1e6);
             found.push(hits.iter().map(|h| h.id).collect());
         }
         micros.sort_by(f64::total_cmp);
         Ok((found, micros))
     };
+    const SELECTIVITIES: [f64; 7] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5];
+    // A uniform number per id: the predicate form keeps ids below the selectivity; the
+    // metadata form gives each id one tenant, tenant i holding SELECTIVITIES[i] of them
+    // (the rest, 8.4 %, a tenant of their own).
+    let uniform =
+        |id: u64| (id.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as f64 / (1u64 << 24) as f64;
+    let tenant = |id: u64| {
+        let u = uniform(id);
+        let mut upto = 0.0;
+        SELECTIVITIES
+            .iter()
+            .position(|s| {
+                upto += s;
+                u < upto
+            })
+            .unwrap_or(SELECTIVITIES.len())
+    };
+    let mut meta = MetadataIndex::new();
+    for id in 0..index.len() as u64 {
+        meta.set(
+            id,
+            regelkreis_index::Attributes {
+                keywords: vec![("tenant".into(), format!("t{}", tenant(id)))],
+                numbers: Vec::new(),
+            },
+        );
+    }
     const ROUNDS: usize = 3;
     let mut out = Vec::new();
-    for selectivity in [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5] {
-        let pass = move |id: u64| {
-            ((id.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as f64 / (1u64 << 24) as f64)
-                < selectivity
+    for (i, &selectivity) in SELECTIVITIES.iter().enumerate() {
+        let pass = move |id: u64| uniform(id) < selectivity;
+        let of_tenant = move |id: u64| tenant(id) == i;
+        let filter = MetaFilter {
+            conditions: vec![Condition::equals("tenant", &format!("t{i}"))],
         };
-        let truths: Vec<Vec<u64>> = qs
-            .iter()
-            .map(|q| {
-                flat.search(q, k, 0, Some(&pass))
-                    .map(|h| h.iter().map(|h| h.id).collect())
-            })
-            .collect::<Result<_, _>>()?;
-        // The matching ids, as a metadata index (a posting list) would hand them over.
+        // The matching ids, as a caller's own index would hand them over.
         let list: Vec<u64> = (0..index.len() as u64).filter(|&id| pass(id)).collect();
-        for form in ["predicate", "id list"] {
+        let truth = |keep: &dyn Fn(u64) -> bool| -> anyhow::Result<Vec<Vec<u64>>> {
+            qs.iter()
+                .map(|q| {
+                    let hits = flat.search(q, k, 0, Some(&|id: u64| keep(id)))?;
+                    Ok(hits.iter().map(|h| h.id).collect())
+                })
+                .collect()
+        };
+        let (of_tenant_truth, pass_truth) = (truth(&of_tenant)?, truth(&pass)?);
+        for form in ["metadata", "predicate", "id list"] {
+            let truths = if form == "metadata" {
+                &of_tenant_truth
+            } else {
+                &pass_truth
+            };
             let (mut base_p95, mut p50, mut p95) = (f64::INFINITY, f64::INFINITY, f64::INFINITY);
             let mut found = Vec::new();
             for _ in 0..ROUNDS {
-                let (_, base) = timed(None, None)?;
+                let (_, base) = timed(&|q| index.search(q, k, ef, None))?;
                 base_p95 = base_p95.min(percentile(&base, 0.95));
-                let (hits, micros) = if form == "predicate" {
-                    timed(Some(&pass), None)?
-                } else {
-                    timed(None, Some(&list))?
+                let (hits, micros) = match form {
+                    // the filter evaluated from its postings for every query
+                    "metadata" => timed(&|q| meta.matching(&filter).search(index, q, k, ef))?,
+                    "predicate" => timed(&|q| index.search(q, k, ef, Some(&pass)))?,
+                    _ => timed(&|q| index.search_among(q, k, ef, &list))?,
                 };
                 p50 = p50.min(percentile(&micros, 0.5));
                 p95 = p95.min(percentile(&micros, 0.95));
