@@ -18,7 +18,10 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 use regelkreis_guard::Guard;
-use regelkreis_index::{FlatIndex, HnswIndex, HnswParams, Metric, VectorIndex};
+use regelkreis_index::{
+    Attributes, Condition, FlatIndex, HnswIndex, HnswParams, MetaFilter, MetadataIndex, Metric,
+    VectorIndex,
+};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -257,10 +260,45 @@ impl DocMetadata {
 }
 
 impl Filter {
-    fn is_empty(&self) -> bool {
-        *self == Filter::default()
+    /// The filter as conditions over the fields `chunk_attributes` indexes.
+    fn conditions(&self) -> MetaFilter {
+        let mut all = Vec::new();
+        if !self.document_ids.is_empty() {
+            all.push(Condition::AnyOf {
+                field: "document".into(),
+                values: self.document_ids.clone(),
+            });
+        }
+        for (field, value) in [
+            ("language", &self.language),
+            ("type", &self.doc_type),
+            ("source", &self.source),
+        ] {
+            if let Some(v) = value {
+                all.push(Condition::equals(field, v));
+            }
+        }
+        if !self.tags.is_empty() {
+            all.push(Condition::AllOf {
+                field: "tag".into(),
+                values: self.tags.clone(),
+            });
+        }
+        if self.date_from.is_some() || self.date_to.is_some() {
+            all.push(Condition::Range {
+                field: "date".into(),
+                min: self.date_from.as_deref().and_then(day_number),
+                max: self.date_to.as_deref().and_then(day_number),
+            });
+        }
+        if self.current_only {
+            all.push(Condition::equals("current", "yes"));
+        }
+        MetaFilter { conditions: all }
     }
 
+    /// The definition the postings answer, for the test that compares them.
+    #[cfg(test)]
     fn matches(&self, d: &DocInfo) -> bool {
         (self.document_ids.is_empty() || self.document_ids.contains(&d.id))
             && self.language.as_ref().is_none_or(|l| *l == d.language)
@@ -273,14 +311,18 @@ impl Filter {
                 .source
                 .as_ref()
                 .is_none_or(|s| d.source.as_ref() == Some(s))
-            && self
-                .date_from
-                .as_ref()
-                .is_none_or(|f| d.date.as_ref().is_some_and(|x| x >= f))
-            && self
-                .date_to
-                .as_ref()
-                .is_none_or(|t| d.date.as_ref().is_some_and(|x| x <= t))
+            && self.date_from.as_deref().is_none_or(|f| {
+                d.date
+                    .as_deref()
+                    .and_then(day_number)
+                    .is_some_and(|x| Some(x) >= day_number(f))
+            })
+            && self.date_to.as_deref().is_none_or(|t| {
+                d.date
+                    .as_deref()
+                    .and_then(day_number)
+                    .is_some_and(|x| Some(x) <= day_number(t))
+            })
             && !(self.current_only && d.superseded)
     }
 }
@@ -397,6 +439,8 @@ struct State {
     keywords: KeywordIndex,
     /// Chunk id → (document index in `docs`, language).
     chunks: HashMap<u64, (Arc<DocInfo>, Arc<str>)>,
+    /// Postings of every chunk's document metadata, which filters are answered from.
+    meta: MetadataIndex,
     docs: HashMap<String, Arc<DocInfo>>,
     seq: u64,
     /// Vector changes not yet saved to the vector file.
@@ -559,6 +603,7 @@ impl KnowledgeBase {
                 vectors: None,
                 keywords,
                 chunks: HashMap::new(),
+                meta: MetadataIndex::new(),
                 docs: HashMap::new(),
                 seq,
                 unsaved: 0,
@@ -636,6 +681,7 @@ impl KnowledgeBase {
             }
         }
         let mut chunks = HashMap::new();
+        let mut meta = MetadataIndex::new();
         let keyword_behind = state.keywords.committed_seq()? != state.seq;
         let seq_file = self.dir.join("vectors.seq");
         let saved_seq = std::fs::read_to_string(&seq_file)
@@ -671,6 +717,7 @@ impl KnowledgeBase {
                     continue;
                 };
                 chunks.insert(id, (info.clone(), Arc::<str>::from(language.as_str())));
+                meta.set(id, chunk_attributes(info));
                 if keyword_behind {
                     let text: String = r.get(3)?;
                     let path: String = r.get(5)?;
@@ -708,6 +755,7 @@ impl KnowledgeBase {
         state.vectors = vectors;
         state.docs = docs;
         state.chunks = chunks;
+        state.meta = meta;
         drop(db);
         drop(state);
         if rebuild_vectors {
@@ -976,6 +1024,7 @@ impl KnowledgeBase {
                     v.index_mut().remove(*id);
                 }
                 state.chunks.remove(id);
+                state.meta.remove(*id);
             }
             let items: Vec<(u64, &[f32])> = added
                 .iter()
@@ -1001,6 +1050,7 @@ impl KnowledgeBase {
                     .get(&d.id)
                     .cloned()
                     .ok_or_else(|| KnowledgeError::Invalid("lost document".into()))?;
+                state.meta.set(*id, chunk_attributes(&info));
                 state
                     .chunks
                     .insert(*id, (info, Arc::from(d.language.as_str())));
@@ -1073,6 +1123,7 @@ impl KnowledgeBase {
                 v.index_mut().remove(*cid as u64);
             }
             state.chunks.remove(&(*cid as u64));
+            state.meta.remove(*cid as u64);
         }
         state.docs.remove(id);
         state.keywords.remove_document(id);
@@ -1202,17 +1253,10 @@ impl KnowledgeBase {
             ),
         };
         let state = read(&self.state);
-        let allowed: Option<Arc<HashSet<u64>>> = (!req.filter.is_empty()).then(|| {
-            Arc::new(
-                state
-                    .chunks
-                    .iter()
-                    .filter(|(_, (info, _))| req.filter.matches(info))
-                    .map(|(id, _)| *id)
-                    .collect(),
-            )
-        });
-        if allowed.as_ref().is_some_and(|a| a.is_empty()) {
+        // The filter answered from postings: its cost follows the postings it reads, not
+        // the number of chunks.
+        let matches = state.meta.matching(&req.filter.conditions());
+        if matches.count() == Some(0) {
             return Ok(Vec::new());
         }
         let depth = if req.rerank || req.mode == SearchMode::Hybrid {
@@ -1223,23 +1267,17 @@ impl KnowledgeBase {
         let keyword = if req.mode == SearchMode::Vector {
             Vec::new()
         } else {
-            state.keywords.search(&req.query, depth, allowed.clone())?
+            let allowed = matches
+                .ids()
+                .map(|ids| Arc::new(ids.into_iter().collect::<HashSet<u64>>()));
+            state.keywords.search(&req.query, depth, allowed)?
         };
         let vector = match (&query_vector, &state.vectors) {
             (Some(q), Some(v)) if req.mode != SearchMode::Bm25 => {
                 let ef = self.config.ef_search.max(depth);
-                let hits = match &allowed {
-                    // A small allowed set is searched among directly (cost grows with
-                    // the set, not the base); a large one filters the walk.
-                    Some(a) if a.len() * 4 < state.chunks.len() => {
-                        let ids: Vec<u64> = a.iter().copied().collect();
-                        v.index().search_among(q, depth, ef, &ids)?
-                    }
-                    Some(a) => v
-                        .index()
-                        .search(q, depth, ef, Some(&|id: u64| a.contains(&id)))?,
-                    None => v.index().search(q, depth, ef, None)?,
-                };
+                // a small answer is searched among (exact when that is cheaper), a large
+                // one filters the walk as a bitset
+                let hits = matches.search(v.index(), q, depth, ef)?;
                 // Cosine distance → similarity.
                 hits.into_iter().map(|h| (h.id, 1.0 - h.distance)).collect()
             }
@@ -1333,6 +1371,42 @@ fn write_seq(tx: &rusqlite::Transaction<'_>, seq: u64) -> Result<(), KnowledgeEr
         params![seq.to_string()],
     )?;
     Ok(())
+}
+
+/// A chunk's metadata as the fields filters ask about: its document, language, type,
+/// source, tags, whether it is current, and its date as a day number.
+fn chunk_attributes(info: &DocInfo) -> Attributes {
+    let current = if info.superseded { "no" } else { "yes" };
+    let mut keywords = vec![
+        ("document".to_owned(), info.id.clone()),
+        ("language".to_owned(), info.language.clone()),
+        ("current".to_owned(), current.to_owned()),
+    ];
+    for (field, value) in [("type", &info.doc_type), ("source", &info.source)] {
+        if let Some(v) = value {
+            keywords.push((field.to_owned(), v.clone()));
+        }
+    }
+    keywords.extend(info.tags.iter().map(|t| ("tag".to_owned(), t.clone())));
+    Attributes {
+        keywords,
+        numbers: info
+            .date
+            .as_deref()
+            .and_then(day_number)
+            .map(|d| ("date".to_owned(), d))
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// A date starting `YYYY-MM-DD` as the number yyyymmdd, ordered as the days are (a time
+/// after the day is ignored); `None` for anything else.
+fn day_number(date: &str) -> Option<i64> {
+    let day = date.get(..10)?;
+    validate_date(day).ok()?;
+    let part = |r: std::ops::Range<usize>| day[r].parse::<i64>().ok();
+    Some(part(0..4)? * 10_000 + part(5..7)? * 100 + part(8..10)?)
 }
 
 fn doc_info(id: &str, language: &str, m: &DocMetadata) -> DocInfo {
@@ -1438,4 +1512,95 @@ fn validate_config(c: &KbConfig) -> Result<(), KnowledgeError> {
         return Err(KnowledgeError::Invalid("model must not be empty".into()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Filters answered from the postings agree with the filter's definition over every
+    /// chunk, for each field alone and in combination.
+    #[test]
+    fn postings_answer_filters_as_defined() {
+        let dates = [
+            None,
+            Some("2025-12-31"),
+            Some("2026-01-01T09:30:00Z"),
+            Some("2026-03-15"),
+            Some("soon"),
+        ];
+        let mut infos = Vec::new();
+        for i in 0..200usize {
+            infos.push(DocInfo {
+                id: format!("d{}", i % 17),
+                language: ["en", "de"][i % 2].into(),
+                doc_type: (i % 3 > 0).then(|| ["faq", "policy"][i % 3 - 1].into()),
+                date: dates[i % 5].map(str::to_owned),
+                tags: ["a", "b", "c"]
+                    .iter()
+                    .take(i % 4)
+                    .map(|t| t.to_string())
+                    .collect(),
+                source: (i % 5 == 0).then(|| "web".into()),
+                superseded: i % 7 == 0,
+            });
+        }
+        let mut meta = MetadataIndex::new();
+        for (id, info) in infos.iter().enumerate() {
+            meta.set(id as u64, chunk_attributes(info));
+        }
+        let day = |d: &str| Some(d.to_owned());
+        let filters = [
+            Filter::default(),
+            Filter {
+                document_ids: vec!["d3".into(), "d5".into()],
+                ..Filter::default()
+            },
+            Filter {
+                language: day("de"),
+                doc_type: day("faq"),
+                ..Filter::default()
+            },
+            Filter {
+                tags: vec!["a".into(), "b".into()],
+                ..Filter::default()
+            },
+            Filter {
+                date_from: day("2026-01-01"),
+                ..Filter::default()
+            },
+            Filter {
+                date_to: day("2026-01-01"),
+                ..Filter::default()
+            },
+            Filter {
+                date_from: day("2025-12-31"),
+                date_to: day("2026-01-01"),
+                source: day("web"),
+                ..Filter::default()
+            },
+            Filter {
+                current_only: true,
+                tags: vec!["c".into()],
+                ..Filter::default()
+            },
+            Filter {
+                language: day("fr"),
+                ..Filter::default()
+            },
+        ];
+        for f in &filters {
+            let want: Vec<u64> = (0..infos.len() as u64)
+                .filter(|&i| f.matches(&infos[i as usize]))
+                .collect();
+            let got = meta
+                .matching(&f.conditions())
+                .ids()
+                .unwrap_or_else(|| (0..infos.len() as u64).collect());
+            assert_eq!(got, want, "{f:?}");
+        }
+        // a day carries its time of day along: on and before that day
+        assert_eq!(day_number("2026-01-01T09:30:00Z"), Some(20_260_101));
+        assert_eq!(day_number("soon"), None);
+    }
 }
