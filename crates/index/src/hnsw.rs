@@ -1272,76 +1272,92 @@ impl VectorIndex for HnswIndex {
         let Some((q, kern, top, entry)) = self.start_search(query, k)? else {
             return Ok(Vec::new());
         };
-        if let Some(found) = self.walk_among_long_list(&q, &kern, k, ef, top, entry, ids) {
-            return Ok(self.hits(found, k));
-        }
-        // Slots as a bitset: set in any order, duplicates fold, and read back in slot
-        // order (the order an exact scan wants) without sorting.
-        let mut member = vec![0u64; self.ids.len().div_ceil(64)];
-        let matching = self.slot_of.mark(ids, &self.ids, &mut member);
-        let selectivity = matching as f64 / self.live.max(1) as f64;
-        let exact = || {
-            let mut slots = Vec::with_capacity(matching);
-            slots.extend(set_bits(&member).map(|s| s as u32));
-            self.exact_among(&kern, &q, k, &slots)
+        let search = Among {
+            q: &q,
+            kern: &kern,
+            k,
+            ef,
+            top,
+            entry,
         };
-        let found = if self.exact_is_cheaper(selectivity, k, ef) {
-            exact()
-        } else {
-            let accept = |node: u32| member[node as usize / 64] >> (node % 64) & 1 == 1;
-            let found = self.walk(&kern, &q, k, ef, entry, top, selectivity, &accept);
-            // as in `search`: no short page when more matching nodes exist
-            if found.len() < k.min(matching) {
-                exact()
-            } else {
-                found
+        // A long list (an eighth of the nodes or more) while ids are small (a dense slot
+        // table) walks with a bitset over ids, set in one pass in list order — sequential
+        // for a sorted list, where marking slots would land at random; the list's length
+        // bounds the matches from above, and exact search only gets less attractive as
+        // they grow: when it wins at the bound, no id bitset is built.
+        if let Some(range) = self.slot_of.dense_range() {
+            let at_most = ids.len() as f64 / self.live.max(1) as f64;
+            if ids.len() * 8 >= self.live && !self.exact_is_cheaper(at_most, k, ef) {
+                let mut listed = vec![0u64; range.div_ceil(64)];
+                // bits of the same word gather in a register (a sorted list sets each
+                // word once)
+                let (mut word, mut bits) = (u64::MAX, 0u64);
+                for &id in ids.iter().chain(std::iter::once(&u64::MAX)) {
+                    if id / 64 != word {
+                        if let Some(w) = usize::try_from(word).ok().and_then(|w| listed.get_mut(w))
+                        {
+                            *w |= bits;
+                        }
+                        (word, bits) = (id / 64, 0);
+                    }
+                    bits |= 1 << (id % 64);
+                }
+                // distinct listed ids the table covers: at least the matching nodes
+                let count = listed.iter().map(|w| w.count_ones() as usize).sum();
+                if let Some(found) = self.walk_among_id_bits(&search, &listed, count) {
+                    return Ok(self.hits(found, k));
+                }
             }
+        }
+        Ok(self.hits(self.among_slots(&search, ids.iter().copied()), k))
+    }
+
+    fn search_among_bits(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        words: &[u64],
+        count: usize,
+    ) -> Result<Vec<Hit>, IndexError> {
+        let Some((q, kern, top, entry)) = self.start_search(query, k)? else {
+            return Ok(Vec::new());
         };
-        Ok(self.hits(found, k))
+        let search = Among {
+            q: &q,
+            kern: &kern,
+            k,
+            ef,
+            top,
+            entry,
+        };
+        if self.slot_of.dense_range().is_some() {
+            if let Some(found) = self.walk_among_id_bits(&search, words, count) {
+                return Ok(self.hits(found, k));
+            }
+        }
+        let ids = set_bits(words).map(|b| b as u64);
+        Ok(self.hits(self.among_slots(&search, ids), k))
     }
 }
 
+/// A search among known ids: the prepared query and its parameters.
+struct Among<'a> {
+    q: &'a [f32],
+    kern: &'a Kernels,
+    k: usize,
+    ef: usize,
+    top: Top,
+    entry: u32,
+}
+
 impl HnswIndex {
-    /// A filtered walk for a long list of ids (an eighth of the live nodes or more) while
-    /// ids are small (a dense slot table): the list becomes a bitset over ids, set in one
-    /// pass in list order — sequential for a sorted list, where marking slots would land
-    /// at random — and a node passes when its own id's bit is set. `None` when the list is
-    /// short, ids are hashed, exact search is cheaper, or the walk came back short: the
-    /// caller's slot path decides then.
-    #[allow(clippy::too_many_arguments)]
-    fn walk_among_long_list(
-        &self,
-        q: &[f32],
-        kern: &Kernels,
-        k: usize,
-        ef: usize,
-        top: Top,
-        entry: u32,
-        ids: &[u64],
-    ) -> Option<Vec<Cand>> {
-        let range = self.slot_of.dense_range()?;
-        // the list's length bounds the matches from above, and exact search only gets
-        // less attractive as they grow: when it wins at the bound, skip the bitset
-        let at_most = ids.len() as f64 / self.live.max(1) as f64;
-        if ids.len() * 8 < self.live || self.exact_is_cheaper(at_most, k, ef) {
-            return None;
-        }
-        let mut listed = vec![0u64; range.div_ceil(64)];
-        // bits of the same word gather in a register (a sorted list sets each word once)
-        let (mut word, mut bits) = (u64::MAX, 0u64);
-        for &id in ids.iter().chain(std::iter::once(&u64::MAX)) {
-            if id / 64 != word {
-                if let Some(w) = usize::try_from(word).ok().and_then(|w| listed.get_mut(w)) {
-                    *w |= bits;
-                }
-                (word, bits) = (id / 64, 0);
-            }
-            bits |= 1 << (id % 64);
-        }
-        // distinct listed ids the table covers: at least the matching nodes
-        let listed_count: usize = listed.iter().map(|w| w.count_ones() as usize).sum();
-        let selectivity = listed_count as f64 / self.live.max(1) as f64;
-        if self.exact_is_cheaper(selectivity, k, ef) {
+    /// A filtered walk accepting the live nodes whose id's bit is set in `listed` (a
+    /// bitset over ids, `count` set), for a dense slot table. `None` when exact search
+    /// is cheaper or the walk came back short: the slot path decides then.
+    fn walk_among_id_bits(&self, s: &Among<'_>, listed: &[u64], count: usize) -> Option<Vec<Cand>> {
+        let selectivity = count as f64 / self.live.max(1) as f64;
+        if self.exact_is_cheaper(selectivity, s.k, s.ef) {
             return None;
         }
         let accept = |node: u32| {
@@ -1351,8 +1367,34 @@ impl HnswIndex {
                     .get((id / 64) as usize)
                     .is_some_and(|w| w >> (id % 64) & 1 == 1)
         };
-        let found = self.walk(kern, q, k, ef, entry, top, selectivity, &accept);
-        (found.len() >= k).then_some(found)
+        let found = self.walk(s.kern, s.q, s.k, s.ef, s.entry, s.top, selectivity, &accept);
+        (found.len() >= s.k).then_some(found)
+    }
+
+    /// Search among `ids` through their slots: a bitset of slots (set in any order,
+    /// duplicates fold, read back in slot order — the order an exact scan wants — without
+    /// sorting), then exact over them by the cost rule, else a walk with the bitset as
+    /// the filter.
+    fn among_slots(&self, s: &Among<'_>, ids: impl IntoIterator<Item = u64>) -> Vec<Cand> {
+        let mut member = vec![0u64; self.ids.len().div_ceil(64)];
+        let matching = self.slot_of.mark(ids, &self.ids, &mut member);
+        let selectivity = matching as f64 / self.live.max(1) as f64;
+        let exact = || {
+            let mut slots = Vec::with_capacity(matching);
+            slots.extend(set_bits(&member).map(|s| s as u32));
+            self.exact_among(s.kern, s.q, s.k, &slots)
+        };
+        if self.exact_is_cheaper(selectivity, s.k, s.ef) {
+            return exact();
+        }
+        let accept = |node: u32| member[node as usize / 64] >> (node % 64) & 1 == 1;
+        let found = self.walk(s.kern, s.q, s.k, s.ef, s.entry, s.top, selectivity, &accept);
+        // as in `search`: no short page when more matching nodes exist
+        if found.len() < s.k.min(matching) {
+            exact()
+        } else {
+            found
+        }
     }
 
     /// The prepared query, kernels, top layer and entry point, or `None` when there is

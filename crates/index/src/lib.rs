@@ -139,6 +139,21 @@ pub trait VectorIndex: Send + Sync {
         let set: std::collections::HashSet<u64> = ids.iter().copied().collect();
         self.search(query, k, ef, Some(&|id: u64| set.contains(&id)))
     }
+    /// As [`VectorIndex::search_among`], the ids given as a bitset over ids (bit
+    /// `id % 64` of `words[id / 64]`) holding `count` ids, as a metadata index keeps a
+    /// dense posting: no list is built where the engine supports it.
+    fn search_among_bits(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        words: &[u64],
+        count: usize,
+    ) -> Result<Vec<Hit>, IndexError> {
+        let _ = count;
+        let ids: Vec<u64> = set_bits(words).map(|b| b as u64).collect();
+        self.search_among(query, k, ef, &ids)
+    }
 }
 
 /// The positions of the set bits of `words`, ascending (bit j of word w is 64·w + j).

@@ -9,14 +9,14 @@
 //! order, so a range is the union of the postings it spans. A posting is a sorted list
 //! of ids while sparse and a bitset over ids once it holds at least one id in 32 of its
 //! range (so never much more memory than the list would take); conditions over large
-//! postings then combine a word at a time, and a large answer is handed to the search as
-//! a bitset it tests in one load, with no list built.
+//! postings then combine a word at a time, and a dense answer is handed to the search as
+//! the bitset it is (`VectorIndex::search_among_bits`), with no list built.
 //!
 //! Useful for: filters over a few structured fields, repeated with different values.
-//! Not useful for: arbitrary code over a record (pass an [`IdFilter`] closure instead,
-//! which an exact search must ask about every id).
+//! Not useful for: arbitrary code over a record (pass a closure instead,
+//! which an exact search must ask about every id: [`crate::IdFilter`]).
 
-use crate::{Hit, IdFilter, IndexError, VectorIndex};
+use crate::{Hit, IndexError, VectorIndex};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
@@ -435,10 +435,10 @@ impl Matches<'_> {
         self.set.as_ref().map(|s| s.iter().collect())
     }
 
-    /// The `k` nearest vectors of `index` among the matches, closest first: a list of
-    /// ids for the index to search among while the matches are under an eighth of its
-    /// vectors (it turns exact over them when that is cheaper than a walk), else a
-    /// bitset the graph walk tests each node against.
+    /// The `k` nearest vectors of `index` among the matches, closest first: a sparse
+    /// answer goes to the index as a list of ids, a dense one as the bitset it already is
+    /// (the index turns exact over the matches when that is cheaper than a walk, and
+    /// else walks testing each node's id against the bits).
     pub fn search(
         &self,
         index: &dyn VectorIndex,
@@ -449,21 +449,10 @@ impl Matches<'_> {
         match self.set.as_deref() {
             None => index.search(query, k, ef, None),
             Some(IdSet::Sparse(list)) => index.search_among(query, k, ef, list),
-            Some(set @ IdSet::Dense { count, .. }) if count * 8 < index.len() => {
-                index.search_among(query, k, ef, &set.iter().collect::<Vec<_>>())
+            Some(IdSet::Dense { words, count }) => {
+                index.search_among_bits(query, k, ef, words, *count)
             }
-            Some(set) => index.search(query, k, ef, Some(&Bits(set))),
         }
-    }
-}
-
-/// A dense posting as a search filter: one bit test per id.
-struct Bits<'a>(&'a IdSet);
-
-impl IdFilter for Bits<'_> {
-    #[inline]
-    fn matches(&self, id: u64) -> bool {
-        self.0.contains(id)
     }
 }
 

@@ -95,7 +95,12 @@ impl SlotTable {
 
     /// Sets the bit of every listed id's slot in `bits` (one bit per slot, all clear on
     /// entry); returns how many bits are set. Ids not in the table are skipped.
-    pub fn mark(&self, list: &[u64], ids: &[u64], bits: &mut [u64]) -> usize {
+    pub fn mark(
+        &self,
+        list: impl IntoIterator<Item = u64>,
+        ids: &[u64],
+        bits: &mut [u64],
+    ) -> usize {
         let mut mark = |s: u32| {
             if let Some(word) = bits.get_mut(s as usize / 64) {
                 *word |= 1u64 << (s % 64);
@@ -103,7 +108,7 @@ impl SlotTable {
         };
         match &self.dense {
             Some(dense) => {
-                for &id in list {
+                for id in list {
                     let slot = usize::try_from(id).ok().and_then(|i| dense.get(i));
                     match slot {
                         Some(&s) if s != EMPTY => mark(s),
@@ -112,7 +117,7 @@ impl SlotTable {
                 }
             }
             None => {
-                for &id in list {
+                for id in list {
                     if let Some(&s) = self.table.find(hash(id), |&s| ids[s as usize] == id) {
                         mark(s);
                     }
@@ -230,7 +235,7 @@ mod tests {
         // marking a list of ids (with repeats and unknown ids) sets exactly their slots
         let list: Vec<u64> = (0..3_500).chain(0..100).chain([3 << 40]).collect();
         let mut bits = vec![0u64; ids.len().div_ceil(64)];
-        let set = table.mark(&list, &ids, &mut bits);
+        let set = table.mark(list.iter().copied(), &ids, &mut bits);
         let mut expected = vec![0u64; bits.len()];
         for id in 0..3_500u64 {
             if let Some(&s) = reference.get(&id) {
