@@ -26,6 +26,20 @@ def emit(engine, params, rec, qps, build_s, bpv):
     print(json.dumps({"engine": engine, "params": params, "recall_at_10": rec, "qps": qps, "build_s": build_s, "bytes_per_vector": bpv}), flush=True)
 
 
+PASSES = 3  # as the Rust side: the fastest of three passes over the queries counts
+
+
+def best_pass(run):
+    best, found = 0.0, None
+    for _ in range(PASSES):
+        t0 = time.perf_counter()
+        answer = run()
+        qps = nq / (time.perf_counter() - t0)
+        if qps > best:
+            best, found = qps, answer
+    return found, best
+
+
 import hnswlib  # noqa: E402
 
 index = hnswlib.Index(space="ip", dim=dim)
@@ -40,9 +54,7 @@ bpv = path.stat().st_size / n
 index.set_num_threads(1)
 for ef in meta["ef"]:
     index.set_ef(max(ef, k))
-    t0 = time.perf_counter()
-    found = [index.knn_query(q, k=k)[0][0] for q in queries]
-    qps = nq / (time.perf_counter() - t0)
+    found, qps = best_pass(lambda: [index.knn_query(q, k=k)[0][0] for q in queries])
     emit("hnswlib", f"M=16,efC=200,ef={ef}", recall(found), qps, build, bpv)
 
 import faiss  # noqa: E402
@@ -58,7 +70,5 @@ bpv = (d / "faiss.bin").stat().st_size / n
 faiss.omp_set_num_threads(1)
 for ef in meta["ef"]:
     fi.hnsw.efSearch = max(ef, k)
-    t0 = time.perf_counter()
-    found = [fi.search(q.reshape(1, -1), k)[1][0] for q in queries]
-    qps = nq / (time.perf_counter() - t0)
+    found, qps = best_pass(lambda: [fi.search(q.reshape(1, -1), k)[1][0] for q in queries])
     emit("faiss-hnsw", f"M=16,efC=200,ef={ef}", recall(found), qps, build, bpv)

@@ -694,15 +694,7 @@ pub fn ann(args: &AnnBenchArgs) -> anyhow::Result<()> {
             );
         }
         for &ef in &efs {
-            let started = Instant::now();
-            let found = queries
-                .iter()
-                .map(|q| {
-                    hnsw.search(q, k, ef, None)
-                        .map(|h| h.iter().map(|x| x.id).collect::<Vec<_>>())
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let qps = nq as f64 / started.elapsed().as_secs_f64();
+            let (found, qps) = best_pass(&queries, |q| hnsw.search(q, k, ef, None))?;
             results.push(AnnResult {
                 engine: engine.into(),
                 params: format!("M=16,efC=200,ef={ef}"),
@@ -847,6 +839,9 @@ pub fn ann(args: &AnnBenchArgs) -> anyhow::Result<()> {
             ]
         })
         .collect();
+    println!(
+        "QPS: one query at a time on one thread; HNSW rows (ours, hnswlib, faiss) the fastest of {PASSES} passes over the queries"
+    );
     print!(
         "{}",
         table(
@@ -862,7 +857,7 @@ pub fn ann(args: &AnnBenchArgs) -> anyhow::Result<()> {
         )
     );
     if !filtered.is_empty() {
-        println!("\nfiltered search (int8 HNSW, ef=64). metadata: `tenant = t` (one tenant per id, tenants holding each selectivity) evaluated from the postings of a MetadataIndex for every query; a dense answer goes to the index as the bitset over ids it is (search_among_bits: exact over the matches' slots when cheaper, else a walk testing each node's id bit), a sparse one as a list of ids. predicate: a function of the id; exact below 8 % sampled selectivity or while the matches cost less to scan than a walk (fewer than 70 x max(k / selectivity, ef); the filter asked about all ids 1,024 at a time, then the int8 codes scored four rows per VNNI kernel pass), else a one-hop walk keeping ef x selectivity matching nodes, at least k (two hops below 5 % only where exact_max_matches caps the scan); id list: the ids become a bitset of slots, then the same choice (a list of an eighth of the nodes or more walks with a bitset over ids). P95 is the best of 3 rounds of 300 queries on each side, unfiltered rounds alternating with filtered ones:");
+        println!("\nfiltered search (int8 HNSW, ef=64). metadata: `tenant = t` (one tenant per id, tenants holding each selectivity) evaluated from the postings of a MetadataIndex for every query; a dense answer goes to the index as the bitset over ids it is (search_among_bits: exact over the matches' slots when cheaper, else a walk testing each node's id bit), a sparse one as a list of ids. predicate: a function of the id; exact below 8 % sampled selectivity or while the matches cost less to scan than a walk (fewer than 70 x max(k / selectivity, ef); the filter asked about all ids 1,024 at a time, then the int8 codes scored four rows per VNNI kernel pass), else a one-hop walk keeping ef x selectivity matching nodes, at least k (two hops below 5 % only where exact_max_matches caps the scan); id list: the ids become a bitset of slots, then the same choice (a list of an eighth of the nodes or more walks with a bitset over ids). P95 is the best of 5 rounds of 300 queries on each side, unfiltered rounds alternating with filtered ones:");
         let rows: Vec<[String; 7]> = filtered
             .iter()
             .map(|f| {
@@ -911,6 +906,30 @@ pub fn ann(args: &AnnBenchArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Passes over the queries per search setting; the fastest counts. The reference script
+/// does the same, so a burst of load on the machine costs one pass, not a figure.
+const PASSES: usize = 3;
+
+/// The ids each query found and the queries per second of the fastest of [`PASSES`].
+fn best_pass(
+    queries: &[Vec<f32>],
+    search: impl Fn(&[f32]) -> Result<Vec<regelkreis_index::Hit>, regelkreis_index::IndexError>,
+) -> anyhow::Result<(Vec<Vec<u64>>, f64)> {
+    let mut best = (Vec::new(), 0.0f64);
+    for _ in 0..PASSES {
+        let started = Instant::now();
+        let found = queries
+            .iter()
+            .map(|q| search(q).map(|h| h.iter().map(|x| x.id).collect::<Vec<_>>()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let qps = queries.len() as f64 / started.elapsed().as_secs_f64();
+        if qps > best.1 {
+            best = (found, qps);
+        }
+    }
+    Ok(best)
 }
 
 struct FilteredFigures {
@@ -987,7 +1006,7 @@ fn filtered_search(
             },
         );
     }
-    const ROUNDS: usize = 3;
+    const ROUNDS: usize = 5;
     let mut out = Vec::new();
     for (i, &selectivity) in SELECTIVITIES.iter().enumerate() {
         let pass = move |id: u64| uniform(id) < selectivity;
