@@ -1269,16 +1269,8 @@ impl VectorIndex for HnswIndex {
         ef: usize,
         ids: &[u64],
     ) -> Result<Vec<Hit>, IndexError> {
-        let Some((q, kern, top, entry)) = self.start_search(query, k)? else {
+        let Some(search) = self.start_among(query, k, ef)? else {
             return Ok(Vec::new());
-        };
-        let search = Among {
-            q: &q,
-            kern: &kern,
-            k,
-            ef,
-            top,
-            entry,
         };
         // A long list (an eighth of the nodes or more) while ids are small (a dense slot
         // table) walks with a bitset over ids, set in one pass in list order — sequential
@@ -1308,16 +1300,8 @@ impl VectorIndex for HnswIndex {
         words: &[u64],
         count: usize,
     ) -> Result<Vec<Hit>, IndexError> {
-        let Some((q, kern, top, entry)) = self.start_search(query, k)? else {
+        let Some(search) = self.start_among(query, k, ef)? else {
             return Ok(Vec::new());
-        };
-        let search = Among {
-            q: &q,
-            kern: &kern,
-            k,
-            ef,
-            top,
-            entry,
         };
         if self.slot_of.dense_range().is_some() {
             if let Some(found) = self.walk_among_id_bits(&search, words, count) {
@@ -1361,9 +1345,9 @@ fn set_id_bits(listed: &mut [u64], ids: &[u64]) {
 }
 
 /// A search among known ids: the prepared query and its parameters.
-struct Among<'a> {
-    q: &'a [f32],
-    kern: &'a Kernels,
+struct Among {
+    q: Vec<f32>,
+    kern: Kernels,
     k: usize,
     ef: usize,
     top: Top,
@@ -1371,10 +1355,24 @@ struct Among<'a> {
 }
 
 impl HnswIndex {
+    /// The search among known ids, or `None` when there is nothing to search.
+    fn start_among(&self, query: &[f32], k: usize, ef: usize) -> Result<Option<Among>, IndexError> {
+        Ok(self
+            .start_search(query, k)?
+            .map(|(q, kern, top, entry)| Among {
+                q,
+                kern,
+                k,
+                ef,
+                top,
+                entry,
+            }))
+    }
+
     /// A filtered walk accepting the live nodes whose id's bit is set in `listed` (a
     /// bitset over ids, `count` set), for a dense slot table. `None` when exact search
     /// is cheaper or the walk came back short: the slot path decides then.
-    fn walk_among_id_bits(&self, s: &Among<'_>, listed: &[u64], count: usize) -> Option<Vec<Cand>> {
+    fn walk_among_id_bits(&self, s: &Among, listed: &[u64], count: usize) -> Option<Vec<Cand>> {
         let selectivity = count as f64 / self.live.max(1) as f64;
         if self.exact_is_cheaper(selectivity, s.k, s.ef) {
             return None;
@@ -1386,7 +1384,16 @@ impl HnswIndex {
                     .get((id / 64) as usize)
                     .is_some_and(|w| w >> (id % 64) & 1 == 1)
         };
-        let found = self.walk(s.kern, s.q, s.k, s.ef, s.entry, s.top, selectivity, &accept);
+        let found = self.walk(
+            &s.kern,
+            &s.q,
+            s.k,
+            s.ef,
+            s.entry,
+            s.top,
+            selectivity,
+            &accept,
+        );
         (found.len() >= s.k).then_some(found)
     }
 
@@ -1394,20 +1401,29 @@ impl HnswIndex {
     /// duplicates fold, read back in slot order — the order an exact scan wants — without
     /// sorting), then exact over them by the cost rule, else a walk with the bitset as
     /// the filter.
-    fn among_slots(&self, s: &Among<'_>, ids: impl IntoIterator<Item = u64>) -> Vec<Cand> {
+    fn among_slots(&self, s: &Among, ids: impl IntoIterator<Item = u64>) -> Vec<Cand> {
         let mut member = vec![0u64; self.ids.len().div_ceil(64)];
         let matching = self.slot_of.mark(ids, &self.ids, &mut member);
         let selectivity = matching as f64 / self.live.max(1) as f64;
         let exact = || {
             let mut slots = Vec::with_capacity(matching);
             slots.extend(set_bits(&member).map(|s| s as u32));
-            self.exact_among(s.kern, s.q, s.k, &slots)
+            self.exact_among(&s.kern, &s.q, s.k, &slots)
         };
         if self.exact_is_cheaper(selectivity, s.k, s.ef) {
             return exact();
         }
         let accept = |node: u32| member[node as usize / 64] >> (node % 64) & 1 == 1;
-        let found = self.walk(s.kern, s.q, s.k, s.ef, s.entry, s.top, selectivity, &accept);
+        let found = self.walk(
+            &s.kern,
+            &s.q,
+            s.k,
+            s.ef,
+            s.entry,
+            s.top,
+            selectivity,
+            &accept,
+        );
         // as in `search`: no short page when more matching nodes exist
         if found.len() < s.k.min(matching) {
             exact()

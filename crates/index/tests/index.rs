@@ -22,6 +22,18 @@ fn recall(truth: &[regelkreis_index::Hit], got: &[regelkreis_index::Hit]) -> f64
     got.iter().filter(|h| t.contains(&h.id)).count() as f64 / truth.len().max(1) as f64
 }
 
+/// An HNSW index over `data` (ids 0, 1, …) inserted in one batch on two threads.
+fn built_in_batches(metric: Metric, params: HnswParams, data: &[Vec<f32>]) -> HnswIndex {
+    let mut hnsw = HnswIndex::new(metric, data[0].len(), params);
+    let items: Vec<(u64, &[f32])> = data
+        .iter()
+        .enumerate()
+        .map(|(id, v)| (id as u64, v.as_slice()))
+        .collect();
+    hnsw.upsert_batch(&items, 2).unwrap();
+    hnsw
+}
+
 fn build(metric: Metric, n: usize, dim: usize, seed: u64) -> (FlatIndex, HnswIndex, Vec<Vec<f32>>) {
     let mut rng = Rng(seed);
     let mut flat = FlatIndex::new(metric, dim);
@@ -146,13 +158,7 @@ fn metadata_filters_find_the_exact_answer_among_their_matches() {
             int8,
             ..HnswParams::default()
         };
-        let mut hnsw = HnswIndex::new(Metric::Cosine, dim, params);
-        let items: Vec<(u64, &[f32])> = data
-            .iter()
-            .enumerate()
-            .map(|(id, v)| (id as u64, v.as_slice()))
-            .collect();
-        hnsw.upsert_batch(&items, 2).unwrap();
+        let mut hnsw = built_in_batches(Metric::Cosine, params, &data);
         // vectors deleted from the index while their metadata stays: never returned
         let mut flat = flat.clone();
         for id in (0..n).filter(|id| id % 11 == 4) {
@@ -258,13 +264,7 @@ fn filtered_walks_keep_recall_at_every_selectivity() {
             int8,
             ..HnswParams::default()
         };
-        let mut hnsw = HnswIndex::new(Metric::L2, dim, params);
-        let items: Vec<(u64, &[f32])> = data
-            .iter()
-            .enumerate()
-            .map(|(id, v)| (id as u64, v.as_slice()))
-            .collect();
-        hnsw.upsert_batch(&items, 2).unwrap();
+        let hnsw = built_in_batches(Metric::L2, params, &data);
         for modulus in [2u64, 4, 10, 30, 50] {
             let filter = move |id: u64| id % modulus == 1;
             let list: Vec<u64> = (0..n as u64).filter(|&id| filter(id)).collect();
