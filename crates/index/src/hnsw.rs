@@ -1384,17 +1384,14 @@ impl HnswIndex {
                     .get((id / 64) as usize)
                     .is_some_and(|w| w >> (id % 64) & 1 == 1)
         };
-        let found = self.walk(
-            &s.kern,
-            &s.q,
-            s.k,
-            s.ef,
-            s.entry,
-            s.top,
-            selectivity,
-            &accept,
-        );
+        let found = self.walk_among(s, selectivity, &accept);
         (found.len() >= s.k).then_some(found)
+    }
+
+    /// The filtered walk of a search among known ids.
+    fn walk_among(&self, s: &Among, selectivity: f64, accept: &impl Fn(u32) -> bool) -> Vec<Cand> {
+        let (q, kern) = (&s.q, &s.kern);
+        self.walk(kern, q, s.k, s.ef, s.entry, s.top, selectivity, accept)
     }
 
     /// Search among `ids` through their slots: a bitset of slots (set in any order,
@@ -1414,16 +1411,7 @@ impl HnswIndex {
             return exact();
         }
         let accept = |node: u32| member[node as usize / 64] >> (node % 64) & 1 == 1;
-        let found = self.walk(
-            &s.kern,
-            &s.q,
-            s.k,
-            s.ef,
-            s.entry,
-            s.top,
-            selectivity,
-            &accept,
-        );
+        let found = self.walk_among(s, selectivity, &accept);
         // as in `search`: no short page when more matching nodes exist
         if found.len() < s.k.min(matching) {
             exact()
