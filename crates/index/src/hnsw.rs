@@ -45,6 +45,8 @@ const RESCORE_PER_HIT: usize = 3;
 const EXACT_PER_WALK_NODE: f64 = 70.0;
 /// Vectors (codes) being loaded ahead of the one scored in a walk.
 const PREFETCH_AHEAD: usize = 4;
+/// An f32 index links a batch of at least this many vectors on int8 codes made for it.
+const CODED_BATCH: usize = 1_000;
 /// Largest `m` accepted (layer 0 keeps `2m` links).
 const MAX_M: usize = 32;
 
@@ -244,7 +246,7 @@ pub struct HnswIndex {
     m0: usize,
     vectors: FullVectors,
     /// int8 codes, per-vector scale and (L2 only) squared norm of the decoded vector
-    /// (int8 mode).
+    /// (int8 mode, and an f32 index while a batch is linked: see `upsert_batch`).
     codes: Vec<i8>,
     code_scale: Vec<f32>,
     code_norm: Vec<f32>,
@@ -263,6 +265,8 @@ pub struct HnswIndex {
     stripes: Vec<Mutex<()>>,
     rng: u64,
     scratch: Mutex<Vec<Visited>>,
+    /// An f32 index linking a batch on codes made for the batch (dropped after it).
+    batch_on_codes: bool,
 }
 
 impl HnswIndex {
@@ -290,6 +294,7 @@ impl HnswIndex {
             stripes: (0..STRIPES).map(|_| Mutex::new(())).collect(),
             rng: params.seed ^ 0x9e37_79b9_7f4a_7c15,
             scratch: Mutex::new(Vec::new()),
+            batch_on_codes: false,
         }
     }
 
@@ -603,7 +608,7 @@ impl HnswIndex {
     /// below the gaps the heuristic compares), else between the vectors.
     #[inline]
     fn pair_dist(&self, k: &Kernels, a: u32, b: u32) -> f32 {
-        if !self.params.int8 {
+        if !self.links_on_codes() {
             return distance(k, self.metric, self.vector(a), self.vector(b));
         }
         let (sa, sb) = (a as usize * self.dim, b as usize * self.dim);
@@ -676,7 +681,7 @@ impl HnswIndex {
         };
         // An int8 index walks on the codes (a quarter of the memory traffic) and chooses
         // links on code distances too (`pair_dist`): its build never reads f32 vectors.
-        let int8 = self.params.int8;
+        let int8 = self.links_on_codes();
         let coded = int8.then(|| (QueryCode::new(q), crate::distance::dot_scalar(q, q)));
         let dist = |n: u32| match &coded {
             Some((qc, q_norm)) => self.code_dist(&k, qc, *q_norm, n),
@@ -753,7 +758,7 @@ impl HnswIndex {
         let node = u32::try_from(self.ids.len()).map_err(|_| IndexError::Full)?;
         let level = self.random_level();
         self.vectors.heap_mut().extend_from_slice(v);
-        if self.params.int8 {
+        if self.links_on_codes() {
             self.encode(v);
         }
         self.ids.push(id);
@@ -767,10 +772,20 @@ impl HnswIndex {
         Ok(node)
     }
 
+    /// Whether insertions walk and choose links on int8 codes: always in an int8 index,
+    /// and in an f32 index while it links a batch.
+    #[inline]
+    fn links_on_codes(&self) -> bool {
+        self.params.int8 || self.batch_on_codes
+    }
+
     /// Inserts or replaces many vectors, linking them on `threads` threads at once.
     /// The graph is the same kind a sequential build makes; which neighbours each node
     /// gets depends on the interleaving, so builds with more than one thread are not
-    /// bit-for-bit reproducible.
+    /// bit-for-bit reproducible. An f32 index links a batch of `CODED_BATCH` or more on
+    /// int8 codes made for the batch and dropped after it, as an int8 index always does
+    /// (a quarter of the memory traffic per distance; the graph finds what an f32-linked
+    /// one finds — see `bench ann`): its searches stay on the f32 vectors.
     pub fn upsert_batch(
         &mut self,
         items: &[(u64, &[f32])],
@@ -786,9 +801,18 @@ impl HnswIndex {
         if self.tombstones() * 4 > self.ids.len() && self.ids.len() >= 64 {
             self.compact();
         }
+        if !self.params.int8 && prepared.len() >= CODED_BATCH {
+            self.set_int8(true);
+            self.params.int8 = false;
+            self.batch_on_codes = true;
+        }
         let first = self.ids.len() as u32;
-        for (id, v) in &prepared {
-            self.stage(*id, v)?;
+        let staged = prepared
+            .iter()
+            .try_for_each(|(id, v)| self.stage(*id, v).map(|_| ()));
+        if let Err(e) = staged {
+            self.drop_batch_codes();
+            return Err(e);
         }
         let end = self.ids.len() as u32;
         let next = AtomicUsize::new(first as usize);
@@ -804,7 +828,18 @@ impl HnswIndex {
                 });
             }
         });
+        self.drop_batch_codes();
         Ok(())
+    }
+
+    /// Gives back the codes an f32 index made for a batch.
+    fn drop_batch_codes(&mut self) {
+        if self.batch_on_codes {
+            self.batch_on_codes = false;
+            self.codes = Vec::new();
+            self.code_scale = Vec::new();
+            self.code_norm = Vec::new();
+        }
     }
 
     /// Appends the int8 code of a vector: per-vector symmetric scale, rounded.

@@ -670,6 +670,18 @@ fn a_parallel_build_finds_what_a_sequential_one_finds() {
             );
         }
         assert!(total / 50.0 >= 0.95, "int8={int8}: {}", total / 50.0);
+        if !int8 {
+            // an f32 index links batches on codes made for them, then gives them back:
+            // no more memory than one built a vector at a time
+            let mut single = HnswIndex::new(Metric::Cosine, 24, HnswParams::default());
+            for (id, v) in &items {
+                single.upsert(*id, v).unwrap();
+            }
+            single.shrink_to_fit();
+            hnsw.shrink_to_fit();
+            let (batched, one_by_one) = (hnsw.bytes_per_vector(), single.bytes_per_vector());
+            assert!(batched <= one_by_one * 1.02, "{batched} vs {one_by_one}");
+        }
         // replacing through a batch keeps one live vector per id
         hnsw.upsert_batch(&items[..100], 2).unwrap();
         assert_eq!(hnsw.len(), 4_000);
