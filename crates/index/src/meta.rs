@@ -435,6 +435,14 @@ impl Matches<'_> {
         self.set.as_ref().map(|s| s.iter().collect())
     }
 
+    /// The answer with its own copy of any posting it borrowed (a list or a bitset:
+    /// a copy of memory, no per-id work), free of the index.
+    pub fn into_owned(self) -> Matches<'static> {
+        Matches {
+            set: self.set.map(|s| Cow::Owned(s.into_owned())),
+        }
+    }
+
     /// The `k` nearest vectors of `index` among the matches, closest first: a sparse
     /// answer goes to the index as a list of ids, a dense one as the bitset it already is
     /// (the index turns exact over the matches when that is cheaper than a walk, and
@@ -532,6 +540,7 @@ mod tests {
                 for id in truth.keys() {
                     prop_assert_eq!(m.contains(*id), filter.holds(&truth[id]));
                 }
+                prop_assert_eq!(m.clone().into_owned().ids(), m.ids());
             }
         }
     }

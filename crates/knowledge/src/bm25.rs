@@ -23,6 +23,9 @@ use tantivy::{doc, Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocumen
 
 use crate::KnowledgeError;
 
+/// Which chunk ids a keyword search may return (shared with the collector's threads).
+pub type Allowed = Arc<dyn Fn(u64) -> bool + Send + Sync>;
+
 fn err(e: impl std::fmt::Display) -> KnowledgeError {
     KnowledgeError::Keyword(e.to_string())
 }
@@ -171,13 +174,13 @@ impl KeywordIndex {
         self.len() == 0
     }
 
-    /// The `k` best chunks for `query` by BM25, best first, restricted to `allowed`
-    /// chunk ids when given.
+    /// The `k` best chunks for `query` by BM25, best first, restricted to the chunk ids
+    /// `allowed` accepts when given.
     pub fn search(
         &self,
         query: &str,
         k: usize,
-        allowed: Option<Arc<HashSet<u64>>>,
+        allowed: Option<Allowed>,
     ) -> Result<Vec<(u64, f32)>, KnowledgeError> {
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         for ((lang, _), field) in FIELDS.iter().zip(self.bodies) {
@@ -212,11 +215,7 @@ impl KeywordIndex {
             Some(set) => searcher
                 .search(
                     &query,
-                    &FilterCollector::new(
-                        "chunk".to_owned(),
-                        move |id: u64| set.contains(&id),
-                        top,
-                    ),
+                    &FilterCollector::new("chunk".to_owned(), move |id: u64| set(id), top),
                 )
                 .map_err(err)?,
             None => searcher.search(&query, &top).map_err(err)?,
@@ -271,7 +270,7 @@ mod tests {
         assert!(index.search("the and for", 5, None)?.is_empty());
         assert_eq!(index.search("budget: \"spring\" AND (", 5, None)?[0].0, 3);
         // A filter keeps only allowed chunks.
-        let allowed = Arc::new(HashSet::from([3u64]));
+        let allowed: Allowed = Arc::new(|id: u64| id == 3);
         assert!(index.search("campaign", 5, Some(allowed))?.is_empty());
         // Replacing a document: old chunks go, new ones come, in one commit.
         index.remove_document("a");

@@ -1267,9 +1267,12 @@ impl KnowledgeBase {
         let keyword = if req.mode == SearchMode::Vector {
             Vec::new()
         } else {
-            let allowed = matches
-                .ids()
-                .map(|ids| Arc::new(ids.into_iter().collect::<HashSet<u64>>()));
+            // the collector wants an owned filter: the answer's own ids (a list or a
+            // bitset), copied, not a hash set built from them
+            let allowed = matches.count().map(|_| {
+                let owned = matches.clone().into_owned();
+                Arc::new(move |id: u64| owned.contains(id)) as crate::bm25::Allowed
+            });
             state.keywords.search(&req.query, depth, allowed)?
         };
         let vector = match (&query_vector, &state.vectors) {
