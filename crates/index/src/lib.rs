@@ -150,8 +150,8 @@ pub trait VectorIndex: Send + Sync {
         words: &[u64],
         count: usize,
     ) -> Result<Vec<Hit>, IndexError> {
-        let _ = count;
-        let ids: Vec<u64> = set_bits(words).map(|b| b as u64).collect();
+        let mut ids = Vec::with_capacity(count);
+        ids.extend(set_bits(words).map(|b| b as u64));
         self.search_among(query, k, ef, &ids)
     }
 }
