@@ -47,8 +47,13 @@ const RESCORE_PER_HIT: usize = 3;
 const EXACT_PER_WALK_NODE: f64 = 70.0;
 /// Vectors (codes) being loaded ahead of the one scored in a walk.
 const PREFETCH_AHEAD: usize = 4;
-/// An f32 index links a batch of at least this many vectors on int8 codes made for it.
+/// An f32 index links a batch of at least this many vectors on int8 codes made for it...
 const CODED_BATCH: usize = 1_000;
+/// ...when the stored vectors it must code too number at most this many per batch vector:
+/// coding a vector costs under a microsecond, linking one on codes instead of f32 saves
+/// ~180 µs at 200,000 × 384, so at this bound coding stays a small part of the gain — a
+/// small batch into a large index keeps linking on f32 rather than code it all.
+const CODED_BATCH_SHARE: usize = 64;
 /// Largest `m` accepted (layer 0 keeps `2m` links).
 const MAX_M: usize = 32;
 
@@ -784,8 +789,9 @@ impl HnswIndex {
     /// Inserts or replaces many vectors, linking them on `threads` threads at once.
     /// The graph is the same kind a sequential build makes; which neighbours each node
     /// gets depends on the interleaving, so builds with more than one thread are not
-    /// bit-for-bit reproducible. An f32 index links a batch of `CODED_BATCH` or more on
-    /// int8 codes made for the batch and dropped after it, as an int8 index always does
+    /// bit-for-bit reproducible. An f32 index links a batch of `CODED_BATCH` or more (and
+    /// at least 1/64 of what it stores) on int8 codes made for the batch and dropped
+    /// after it, as an int8 index always does
     /// (a quarter of the memory traffic per distance; the graph finds what an f32-linked
     /// one finds — see `bench ann`): its searches stay on the f32 vectors.
     pub fn upsert_batch(
@@ -803,9 +809,13 @@ impl HnswIndex {
         if self.tombstones() * 4 > self.ids.len() && self.ids.len() >= 64 {
             self.compact();
         }
-        if !self.params.int8 && prepared.len() >= CODED_BATCH {
-            self.set_int8(true);
-            self.params.int8 = false;
+        // Coding the batch means coding the stored vectors too (new nodes link to them):
+        // only where that is bounded by the batch's own size.
+        if !self.params.int8
+            && prepared.len() >= CODED_BATCH
+            && prepared.len() * CODED_BATCH_SHARE >= self.ids.len()
+        {
+            self.encode_stored();
             self.batch_on_codes = true;
         }
         let first = self.ids.len() as u32;
@@ -846,32 +856,40 @@ impl HnswIndex {
 
     /// Appends the int8 code of a vector: per-vector symmetric scale, rounded.
     fn encode(&mut self, v: &[f32]) {
-        let max_abs = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-        let scale = if max_abs > 0.0 { max_abs / 127.0 } else { 1.0 };
-        let mut norm = 0.0;
-        for x in v {
-            let c = (x / scale).round().clamp(-127.0, 127.0);
-            norm += c * c;
-            self.codes.push(c as i8);
+        encode_into(
+            self.metric,
+            v,
+            &mut self.codes,
+            &mut self.code_scale,
+            &mut self.code_norm,
+        );
+    }
+
+    /// Makes the codes of every stored vector (unless they are all there).
+    fn encode_stored(&mut self) {
+        if self.code_scale.len() == self.ids.len() {
+            return;
         }
-        self.code_scale.push(scale);
-        // Only L2 needs the code's own norm; cosine and dot use the product alone.
-        if self.metric == Metric::L2 {
-            self.code_norm.push(norm * scale * scale);
+        self.codes.clear();
+        self.code_scale.clear();
+        self.code_norm.clear();
+        self.codes.reserve(self.ids.len() * self.dim);
+        for v in self.vectors.as_slice().chunks_exact(self.dim) {
+            encode_into(
+                self.metric,
+                v,
+                &mut self.codes,
+                &mut self.code_scale,
+                &mut self.code_norm,
+            );
         }
     }
 
     /// Switches int8 traversal (with full-precision re-scoring) on or off; switching on
     /// encodes the vectors already stored.
     pub fn set_int8(&mut self, on: bool) {
-        if on && self.code_scale.len() < self.ids.len() {
-            self.codes.clear();
-            self.code_scale.clear();
-            self.code_norm.clear();
-            for node in 0..self.ids.len() {
-                let v = self.vector(node as u32).to_vec();
-                self.encode(&v);
-            }
+        if on {
+            self.encode_stored();
         }
         self.params.int8 = on;
     }
@@ -1340,13 +1358,35 @@ impl VectorIndex for HnswIndex {
         let Some(search) = self.start_among(query, k, ef)? else {
             return Ok(Vec::new());
         };
-        if self.slot_of.dense_range().is_some() {
-            if let Some(found) = self.walk_among_id_bits(&search, words, count) {
-                return Ok(self.hits(found, k));
-            }
+        if let Some(found) = self.walk_among_id_bits(&search, words, count) {
+            return Ok(self.hits(found, k));
         }
         let ids = set_bits(words).map(|b| b as u64);
         Ok(self.hits(self.among_slots(&search, ids), k))
+    }
+}
+
+/// Appends the int8 code of `v` to `codes` (per-vector symmetric scale, rounded), its
+/// scale, and for L2 the decoded code's squared norm (cosine and dot use the product
+/// alone).
+fn encode_into(
+    metric: Metric,
+    v: &[f32],
+    codes: &mut Vec<i8>,
+    scales: &mut Vec<f32>,
+    norms: &mut Vec<f32>,
+) {
+    let max_abs = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    let scale = if max_abs > 0.0 { max_abs / 127.0 } else { 1.0 };
+    let mut norm = 0.0;
+    for x in v {
+        let c = (x / scale).round().clamp(-127.0, 127.0);
+        norm += c * c;
+        codes.push(c as i8);
+    }
+    scales.push(scale);
+    if metric == Metric::L2 {
+        norms.push(norm * scale * scale);
     }
 }
 
@@ -1407,8 +1447,8 @@ impl HnswIndex {
     }
 
     /// A filtered walk accepting the live nodes whose id's bit is set in `listed` (a
-    /// bitset over ids, `count` set), for a dense slot table. `None` when exact search
-    /// is cheaper or the walk came back short: the slot path decides then.
+    /// bitset over ids, `count` set). `None` when exact search is cheaper or the walk
+    /// came back short: the slot path decides then.
     fn walk_among_id_bits(&self, s: &Among, listed: &[u64], count: usize) -> Option<Vec<Cand>> {
         let selectivity = count as f64 / self.live.max(1) as f64;
         if self.exact_is_cheaper(selectivity, s.k, s.ef) {
